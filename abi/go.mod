@@ -1,0 +1,3 @@
+module github.com/flowstate/flowstate/abi
+
+go 1.24

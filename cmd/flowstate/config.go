@@ -1,0 +1,429 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+
+	"github.com/flowstate/flowstate/engine"
+	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/state"
+)
+
+// envPrefix starts every environment variable that sets a config key.
+const envPrefix = "FLOWSTATE_"
+
+// envIgnored are FLOWSTATE_ variables that are not config keys: the test
+// harness sets FLOWSTATE_BIN for every test process, and those may start this
+// binary.
+var envIgnored = map[string]bool{"FLOWSTATE_BIN": true}
+
+// fileConfig is the configuration as written: the YAML file, overridden by
+// FLOWSTATE_ environment variables, overridden by flags. Every key is a
+// field here; any other key is an error. It is turned into engine.Config by
+// engineConfig.
+type fileConfig struct {
+	// ApplicationID names the consumer group and prefixes changelog topics.
+	// Required. Kafka Streams: application.id.
+	ApplicationID string `koanf:"application_id"`
+	// Brokers are the seed brokers, host:port; `flowstate dev` replaces them
+	// with its embedded broker. Kafka Streams: bootstrap.servers.
+	Brokers []string `koanf:"brokers"`
+	// StateDir holds the task stores, the module cache and, under `flowstate
+	// dev`, the embedded broker's data (<state_dir>/broker). Default ".state".
+	// Kafka Streams: state.dir.
+	StateDir string `koanf:"state_dir"`
+	// CommitInterval is the period of task commits, a duration such as "1s".
+	// Default 1s. Kafka Streams: commit.interval.ms.
+	CommitInterval time.Duration `koanf:"commit_interval"`
+	// ProcessingGuarantee is at_least_once (default) or exactly_once. Kafka
+	// Streams: processing.guarantee.
+	ProcessingGuarantee string `koanf:"processing_guarantee"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `koanf:"log_level"`
+	// RocksDB is the memory budget shared by every store of the process.
+	RocksDB rocksDBConfig `koanf:"rocksdb"`
+	// Pipelines maps a pipeline name to its pipeline. A map, not a list, so
+	// that FLOWSTATE_PIPELINES__<NAME>__<KEY> can address one pipeline.
+	Pipelines map[string]pipelineConfig `koanf:"pipelines"`
+	// Dev configures `flowstate dev` only.
+	Dev devConfig `koanf:"dev"`
+}
+
+// rocksDBConfig is the YAML form of state.BudgetConfig.
+type rocksDBConfig struct {
+	// BlockCacheMB is the shared block cache, in MiB. Default 64.
+	BlockCacheMB int `koanf:"block_cache_mb"`
+	// WriteBufferMB caps all memtables together, in MiB. Default 64.
+	WriteBufferMB int `koanf:"write_buffer_mb"`
+	// MaxOpenFiles limits the open SST files of each database; -1 is no
+	// limit. Default -1.
+	MaxOpenFiles int `koanf:"max_open_files"`
+}
+
+// pipelineConfig is the YAML form of engine.Pipeline; its name is its key
+// under pipelines.
+type pipelineConfig struct {
+	// Module is the path of the .wasm file, relative to the current
+	// directory (not to the config file). Required.
+	Module string `koanf:"module"`
+	// Inputs are the topics the pipeline consumes. At least one.
+	Inputs []string `koanf:"inputs"`
+	// Outputs are the topics the module may emit to.
+	Outputs []string `koanf:"outputs"`
+	// Stores are the module's key-value stores, each changelogged to
+	// <application_id>-<store>-changelog.
+	Stores []string `koanf:"stores"`
+	// MaxBatchRecords bounds the records of one guest call. Default 1000.
+	MaxBatchRecords int `koanf:"max_batch_records"`
+	// Limits are the module's sandbox limits.
+	Limits limitsConfig `koanf:"limits"`
+}
+
+// limitsConfig is the YAML form of host.Limits; zero fields take the
+// defaults of host.Limits.EnsureDefaults.
+type limitsConfig struct {
+	MemoryMB         int           `koanf:"memory_mb"`          // MiB, default 128
+	CallTimeout      time.Duration `koanf:"call_timeout"`       // per guest call, default 5s
+	MaxOutputRecords int           `koanf:"max_output_records"` // per batch, default 100000
+	MaxOutputBytes   int           `koanf:"max_output_bytes"`   // per batch, default 64 MiB
+	MaxKeyBytes      int           `koanf:"max_key_bytes"`      // default 64 KiB
+	MaxValueBytes    int           `koanf:"max_value_bytes"`    // default 1 MiB
+	MaxOpenIterators int           `koanf:"max_open_iterators"` // default 16
+}
+
+// devConfig configures `flowstate dev`.
+type devConfig struct {
+	// Partitions is the partition count of the topics dev creates. Default 4.
+	Partitions int `koanf:"partitions"`
+	// Port is the embedded broker's port on 127.0.0.1; 0 (default) picks a
+	// free one.
+	Port int `koanf:"port"`
+}
+
+// config is a loaded, defaulted and validated configuration.
+type config struct {
+	Engine   engine.Config // Logger unset
+	LogLevel slog.Level
+	Dev      devConfig
+}
+
+// flagKeys maps the flags that set config keys to their keys. Other flags of
+// a FlagSet given to loadConfig are not config keys.
+var flagKeys = map[string]string{
+	"brokers":    "brokers",
+	"state-dir":  "state_dir",
+	"log-level":  "log_level",
+	"port":       "dev.port",
+	"partitions": "dev.partitions",
+}
+
+// addConfigFlags adds the flags shared by the commands that read a config.
+func addConfigFlags(fs *pflag.FlagSet) *string {
+	path := fs.StringP("config", "c", "", "YAML config `file`")
+	fs.StringSlice("brokers", nil, "seed brokers, host:port (key brokers)")
+	fs.String("state-dir", "", "state directory (key state_dir)")
+	fs.String("log-level", "", "debug, info, warn or error (key log_level)")
+	return path
+}
+
+// loadConfig reads the YAML file at path (none if path is empty), then the
+// FLOWSTATE_ environment variables, then the flags of fs that were set, each
+// overriding the one before. The result is defaulted and validated; the
+// error lists every bad or unknown key, one per line, sorted.
+func loadConfig(path string, fs *pflag.FlagSet) (*config, error) {
+	ko := koanf.New(".")
+	if path != "" {
+		if err := ko.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	// FLOWSTATE_ROCKSDB__BLOCK_CACHE_MB -> rocksdb.block_cache_mb. envKeys
+	// remembers each key's variable for error messages.
+	envKeys := map[string]string{}
+	err := ko.Load(env.Provider(envPrefix, ".", func(name string) string {
+		if envIgnored[name] {
+			return ""
+		}
+		key := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), "__", "."))
+		envKeys[key] = name
+		return key
+	}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("config from environment: %w", err)
+	}
+	if fs != nil {
+		// A nil koanf makes posflag skip every flag that was not set, so a
+		// flag's default never overrides the file.
+		err := ko.Load(posflag.ProviderWithFlag(fs, ".", nil, func(f *pflag.Flag) (string, any) {
+			key, ok := flagKeys[f.Name]
+			if !ok {
+				return "", nil
+			}
+			return key, posflag.FlagVal(fs, f)
+		}), nil)
+		if err != nil {
+			return nil, fmt.Errorf("config from flags: %w", err)
+		}
+	}
+
+	var fc fileConfig
+	var errs []error
+	err = ko.UnmarshalWithConf("", &fc, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+		ErrorUnused: true,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			durationHook,
+			listHook,
+			intHook,
+		),
+	}})
+	if err != nil {
+		errs = append(errs, decodeErrors(err, envKeys)...)
+	}
+	cfg, verrs := fc.validate()
+	errs = append(errs, verrs...)
+	if len(errs) > 0 {
+		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+		errs = slices.CompactFunc(errs, func(a, b error) bool { return a.Error() == b.Error() })
+		if path != "" {
+			return nil, fmt.Errorf("config %s:\n%w", path, errors.Join(errs...))
+		}
+		return nil, fmt.Errorf("config:\n%w", errors.Join(errs...))
+	}
+	return cfg, nil
+}
+
+// validate converts fc, applies the defaults and returns every problem.
+func (fc *fileConfig) validate() (*config, []error) {
+	var errs []error
+	cfg := &config{Engine: fc.engineConfig(), Dev: fc.Dev}
+	cfg.Engine.EnsureDefaults()
+	if cfg.Dev.Partitions == 0 {
+		cfg.Dev.Partitions = 4
+	}
+	if err := cfg.Engine.Validate(); err != nil {
+		errs = append(errs, flatten(err)...)
+	}
+	level, err := parseLevel(fc.LogLevel)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.LogLevel = level
+	if cfg.Dev.Partitions < 0 {
+		errs = append(errs, fmt.Errorf("dev.partitions: %d is negative", cfg.Dev.Partitions))
+	}
+	if cfg.Dev.Port < 0 || cfg.Dev.Port > 65535 {
+		errs = append(errs, fmt.Errorf("dev.port: %d is not a port (0 picks a free one)", cfg.Dev.Port))
+	}
+	for _, p := range cfg.Engine.Pipelines {
+		if p.Module == "" {
+			continue // reported by Validate
+		}
+		if err := checkReadable(p.Module); err != nil {
+			errs = append(errs, fmt.Errorf("pipelines.%s.module: %w", p.Name, err))
+		}
+	}
+	return cfg, errs
+}
+
+// engineConfig returns the engine.Config that fc describes, pipelines sorted
+// by name.
+func (fc *fileConfig) engineConfig() engine.Config {
+	c := engine.Config{
+		ApplicationID:  fc.ApplicationID,
+		Brokers:        fc.Brokers,
+		StateDir:       fc.StateDir,
+		CommitInterval: fc.CommitInterval,
+		Guarantee:      engine.Guarantee(fc.ProcessingGuarantee),
+		RocksDB: state.BudgetConfig{
+			BlockCacheMB:  fc.RocksDB.BlockCacheMB,
+			WriteBufferMB: fc.RocksDB.WriteBufferMB,
+			MaxOpenFiles:  fc.RocksDB.MaxOpenFiles,
+		},
+	}
+	names := make([]string, 0, len(fc.Pipelines))
+	for name := range fc.Pipelines {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		p := fc.Pipelines[name]
+		c.Pipelines = append(c.Pipelines, engine.Pipeline{
+			Name:            name,
+			Module:          p.Module,
+			Inputs:          p.Inputs,
+			Outputs:         p.Outputs,
+			Stores:          p.Stores,
+			MaxBatchRecords: p.MaxBatchRecords,
+			Limits: host.Limits{
+				MemoryMB:         p.Limits.MemoryMB,
+				CallTimeout:      p.Limits.CallTimeout,
+				MaxOutputRecords: p.Limits.MaxOutputRecords,
+				MaxOutputBytes:   p.Limits.MaxOutputBytes,
+				MaxKeyBytes:      p.Limits.MaxKeyBytes,
+				MaxValueBytes:    p.Limits.MaxValueBytes,
+				MaxOpenIterators: p.Limits.MaxOpenIterators,
+			},
+		})
+	}
+	return c
+}
+
+// checkReadable reports whether path is a file this process can read.
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory, not a .wasm file", path)
+	}
+	return nil
+}
+
+// parseLevel parses a log_level; empty is info.
+func parseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return slog.LevelInfo, fmt.Errorf("log_level: %q is not debug, info, warn or error", s)
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	// indexRe matches mapstructure's map index in a field name:
+	// pipelines[wordcount].module.
+	indexRe = regexp.MustCompile(`\[([^\]]*)\]`)
+)
+
+// durationHook parses durations from strings ("1s", "500ms") and refuses
+// bare numbers, which would otherwise silently be nanoseconds.
+func durationHook(from, to reflect.Type, data any) (any, error) {
+	if to != durationType || from == durationType {
+		return data, nil
+	}
+	if from.Kind() != reflect.String {
+		return nil, fmt.Errorf("%v has no unit: want a duration such as 500ms, 5s or 1m", data)
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(data.(string)))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a duration such as 500ms, 5s or 1m", data)
+	}
+	return d, nil
+}
+
+// listHook splits a string on commas where a list is wanted, so that
+// FLOWSTATE_BROKERS=a:9092,b:9092 and `inputs: sentences` work.
+func listHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() != reflect.String {
+		return data, nil
+	}
+	var out []string
+	for s := range strings.SplitSeq(data.(string), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// intHook parses integers from strings, as environment variables and flags
+// give them.
+func intHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Int {
+		return data, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(data.(string)))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an integer", data)
+	}
+	return n, nil
+}
+
+// decodeErrors turns mapstructure's error tree into one error per key, named
+// as in the YAML (pipelines.wordcount.module, not pipelines[wordcount].module),
+// with the environment variable that set the key when there is one.
+func decodeErrors(err error, envKeys map[string]string) []error {
+	var out []error
+	add := func(key, msg string) {
+		if v, ok := envKeys[key]; ok {
+			msg += " (from " + v + ")"
+		}
+		out = append(out, fmt.Errorf("%s: %s", key, msg))
+	}
+	var walk func(error)
+	walk = func(err error) {
+		de, isDecode := err.(*mapstructure.DecodeError)
+		switch {
+		case isDecode:
+			name := indexRe.ReplaceAllString(de.Name(), ".$1")
+			msg := de.Unwrap().Error()
+			if keys, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
+				for k := range strings.SplitSeq(keys, ", ") {
+					if name != "" {
+						k = name + "." + k
+					}
+					add(k, "unknown key")
+				}
+				return
+			}
+			add(name, msg)
+		case isJoin(err):
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				walk(e)
+			}
+		default:
+			if u := errors.Unwrap(err); u != nil {
+				walk(u) // koanf's and mapstructure's wrapping
+				return
+			}
+			out = append(out, err)
+		}
+	}
+	walk(err)
+	return out
+}
+
+func isJoin(err error) bool {
+	_, ok := err.(interface{ Unwrap() []error })
+	return ok
+}
+
+// flatten returns the errors joined in err, recursively.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/state"
+)
+
+// Guarantee is a processing guarantee.
+type Guarantee string
+
+// The processing guarantees.
+const (
+	AtLeastOnce Guarantee = "at_least_once"
+	ExactlyOnce Guarantee = "exactly_once"
+)
+
+// Config configures an Engine. Zero values take the defaults of
+// EnsureDefaults.
+type Config struct {
+	// ApplicationID names the consumer group, prefixes changelog topics
+	// (<application_id>-<store>-changelog) and the state directory. Kafka
+	// Streams: application.id.
+	ApplicationID string
+	// Brokers are the seed brokers, host:port. Kafka Streams:
+	// bootstrap.servers.
+	Brokers []string
+	// StateDir holds one RocksDB per task and the module compilation cache.
+	// Default ".state". Kafka Streams: state.dir.
+	StateDir string
+	// CacheDir holds compiled modules, so that a restart skips compiling.
+	// Default <state_dir>/wasm-cache.
+	CacheDir string
+	// CommitInterval is how often each task flushes its write buffer to the
+	// changelog and RocksDB and the input offsets are committed. Default 1s.
+	// Kafka Streams: commit.interval.ms (30s, or 100ms under exactly-once).
+	CommitInterval time.Duration
+	// Guarantee is the processing guarantee. Default at_least_once. Kafka
+	// Streams: processing.guarantee.
+	Guarantee Guarantee
+	// Pipelines are the processors to run; at least one.
+	Pipelines []Pipeline
+	// RocksDB is the memory budget shared by every store of the process.
+	RocksDB state.BudgetConfig
+	// CreateTopics creates missing input and output topics (with
+	// TopicPartitions partitions) instead of failing. Changelog topics are
+	// always created when missing. Used by `flowstate dev`.
+	CreateTopics bool
+	// TopicPartitions is the partition count of topics made by CreateTopics.
+	// Default 4.
+	TopicPartitions int
+	// Logger receives the engine's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Pipeline is one processor: a module, the topics it reads and writes, and
+// the stores it owns.
+type Pipeline struct {
+	// Name identifies the pipeline in logs, metrics and state paths.
+	Name string
+	// Module is the path of the .wasm file.
+	Module string
+	// Inputs are the topics the pipeline consumes; several inputs must be
+	// co-partitioned (same partition count, same keying).
+	Inputs []string
+	// Outputs are the topics the module may emit to.
+	Outputs []string
+	// Stores are the names of the pipeline's key-value stores. Store names
+	// are unique across the pipelines of an application.
+	Stores []string
+	// MaxBatchRecords bounds the records of one guest call. Default 1000.
+	MaxBatchRecords int
+	// Limits are the module's sandbox limits.
+	Limits host.Limits
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *Config) EnsureDefaults() {
+	if c.StateDir == "" {
+		c.StateDir = ".state"
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = filepath.Join(c.StateDir, "wasm-cache")
+	}
+	if c.CommitInterval == 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.Guarantee == "" {
+		c.Guarantee = AtLeastOnce
+	}
+	if c.TopicPartitions == 0 {
+		c.TopicPartitions = 4
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.RocksDB.EnsureDefaults()
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if p.MaxBatchRecords == 0 {
+			p.MaxBatchRecords = 1000
+		}
+		p.Limits.EnsureDefaults()
+	}
+}
+
+// Validate reports every invalid field, naming it.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.ApplicationID == "" {
+		bad("application_id: required")
+	}
+	if len(c.Brokers) == 0 {
+		bad("brokers: at least one host:port required")
+	}
+	if c.CommitInterval < 0 {
+		bad("commit_interval: %s is negative", c.CommitInterval)
+	}
+	switch c.Guarantee {
+	case AtLeastOnce, ExactlyOnce:
+	default:
+		bad("processing_guarantee: %q is not at_least_once or exactly_once", c.Guarantee)
+	}
+	if c.TopicPartitions < 0 {
+		bad("topic partitions: %d is negative", c.TopicPartitions)
+	}
+	if len(c.Pipelines) == 0 {
+		bad("pipelines: at least one pipeline required")
+	}
+	if err := c.RocksDB.Validate(); err != nil {
+		bad("rocksdb: %w", err)
+	}
+	names := map[string]bool{}
+	stores := map[string]string{}
+	for _, p := range c.Pipelines {
+		at := "pipelines." + p.Name
+		switch {
+		case p.Name == "":
+			bad("pipelines: a pipeline has no name")
+		case names[p.Name]:
+			bad("%s: duplicate pipeline name", at)
+		}
+		names[p.Name] = true
+		if p.Module == "" {
+			bad("%s.module: required (path of a .wasm file)", at)
+		}
+		if len(p.Inputs) == 0 {
+			bad("%s.inputs: at least one topic required", at)
+		}
+		for _, s := range p.Stores {
+			if s == "" {
+				bad("%s.stores: empty store name", at)
+			} else if other, ok := stores[s]; ok {
+				bad("%s.stores: store %q is also a store of pipeline %q", at, s, other)
+			}
+			stores[s] = p.Name
+		}
+		if p.MaxBatchRecords < 0 {
+			bad("%s.max_batch_records: %d is negative", at, p.MaxBatchRecords)
+		}
+		if err := p.Limits.Validate(); err != nil {
+			bad("%s.limits: %w", at, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ChangelogTopic returns the changelog topic of a store.
+func (c *Config) ChangelogTopic(store string) string {
+	return c.ApplicationID + "-" + store + "-changelog"
+}

@@ -1,0 +1,14 @@
+// Package engine runs pipelines: it joins the application's consumer group,
+// makes a task for each assigned partition of each pipeline, restores the
+// task's stores, feeds it batches, and drives its commits.
+//
+// A task owns one Wasm instance and one RocksDB database and runs on its own
+// goroutine; tasks share nothing mutable. A commit of a task, under
+// at-least-once, is: produce the collapsed write buffer to the changelog, wait
+// for every changelog and output record the task produced to be acknowledged,
+// write one RocksDB batch with the buffer, the changelog offsets and the input
+// offsets, and then commit the input offsets to the group. A crash at any
+// point loses nothing: the store is consistent as of its last batch, a
+// restart replays only the changelog records after that batch, and input
+// resumes from the later of the group's offset and the store's.
+package engine

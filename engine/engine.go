@@ -1,0 +1,333 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/restore"
+	"github.com/flowstate/flowstate/state"
+)
+
+// Engine runs the pipelines of one application in this process.
+type Engine struct {
+	cfg       Config
+	log       *slog.Logger
+	pipelines []*pipeline
+	byTopic   map[string][]*pipeline // input topic -> pipelines reading it
+
+	// Set up by Run.
+	cl     *kgo.Client
+	budget *state.Budget
+	rt     *host.Runtime
+	runCtx context.Context
+	abort  context.CancelCauseFunc // stops the poll loop with a task's fatal error
+
+	// mu guards tasks and parts. It is held by the poll loop while it
+	// dispatches and commits, and by the group's rebalance callbacks (which
+	// BlockRebalanceOnPoll keeps from running during a poll).
+	mu    sync.Mutex
+	tasks map[taskKey]*task
+	parts map[topicPartition][]*task // input partition -> tasks reading it
+	wg    sync.WaitGroup             // task goroutines
+
+	listener Listener
+}
+
+// pipeline is a configured pipeline and its compiled module.
+type pipeline struct {
+	cfg    Pipeline
+	wasm   []byte
+	module *host.Module
+	// changelog topic per store, in store order
+	changelogs []string
+}
+
+type taskKey struct {
+	pipeline  string
+	partition int32
+}
+
+func (k taskKey) String() string { return fmt.Sprintf("%s/%d", k.pipeline, k.partition) }
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// Listener receives task events. Its nil fields are skipped; each is called
+// from the task's goroutine and must not block for long.
+type Listener struct {
+	// Restore receives the restore progress of every task.
+	Restore restore.Listener
+	// TaskState is called on every task state change.
+	TaskState func(task string, s TaskState)
+	// Committed is called after each task commit with the records of that
+	// commit interval.
+	Committed func(CommitInfo)
+}
+
+// CommitInfo describes one task commit.
+type CommitInfo struct {
+	Task     string
+	Records  int   // input records processed since the previous commit
+	Changes  int   // changelog records written
+	Outputs  int   // output records produced
+	Restored int64 // changelog records replayed when the task started (same every commit)
+	Offsets  map[string]int64
+	Took     time.Duration
+}
+
+// New checks cfg and reads every pipeline's module file. Nothing connects to
+// Kafka before Run.
+func New(cfg Config) (*Engine, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		byTopic: map[string][]*pipeline{},
+		tasks:   map[taskKey]*task{},
+		parts:   map[topicPartition][]*task{},
+	}
+	for _, pc := range cfg.Pipelines {
+		wasm, err := os.ReadFile(pc.Module)
+		if err != nil {
+			return nil, fmt.Errorf("pipelines.%s.module: %w", pc.Name, err)
+		}
+		p := &pipeline{cfg: pc, wasm: wasm}
+		for _, s := range pc.Stores {
+			p.changelogs = append(p.changelogs, cfg.ChangelogTopic(s))
+		}
+		e.pipelines = append(e.pipelines, p)
+		for _, t := range pc.Inputs {
+			e.byTopic[t] = append(e.byTopic[t], p)
+		}
+	}
+	return e, nil
+}
+
+// SetListener sets the engine's event listener; call it before Run.
+func (e *Engine) SetListener(l Listener) { e.listener = l }
+
+// Run joins the group and processes until ctx is done or a task fails. On a
+// clean stop every task commits and the group offsets are committed; Run
+// returns nil. A task failure stops the engine the same way (everything
+// before the failing batch is committed) and is returned.
+func (e *Engine) Run(ctx context.Context) (err error) {
+	e.runCtx = ctx
+	pollCtx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	e.abort = abort
+
+	if err := os.MkdirAll(e.cfg.StateDir, 0o755); err != nil {
+		return fmt.Errorf("state_dir: %w", err)
+	}
+	e.budget, err = state.NewBudget(e.cfg.RocksDB)
+	if err != nil {
+		return fmt.Errorf("rocksdb budget: %w", err)
+	}
+	defer e.budget.Close()
+
+	e.rt, err = host.NewRuntime(ctx, host.RuntimeConfig{
+		CacheDir: e.cfg.CacheDir,
+		Logger:   e.log,
+	})
+	if err != nil {
+		return fmt.Errorf("wasm runtime: %w", err)
+	}
+	defer e.rt.Close(context.WithoutCancel(ctx))
+	for _, p := range e.pipelines {
+		p.module, err = e.rt.Compile(ctx, p.cfg.Name, p.wasm, p.cfg.Limits)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
+		}
+		p.wasm = nil
+	}
+
+	admin, err := kgo.NewClient(kgo.SeedBrokers(e.cfg.Brokers...))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	err = e.ensureTopics(ctx, admin)
+	admin.Close()
+	if err != nil {
+		return err
+	}
+
+	var inputs []string
+	for t := range e.byTopic {
+		inputs = append(inputs, t)
+	}
+	slices.Sort(inputs)
+	e.cl, err = kgo.NewClient(
+		kgo.SeedBrokers(e.cfg.Brokers...),
+		kgo.ConsumerGroup(e.cfg.ApplicationID),
+		kgo.ConsumeTopics(inputs...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(e.assigned),
+		kgo.OnPartitionsRevoked(e.revoked),
+		kgo.OnPartitionsLost(e.lost),
+		kgo.AdjustFetchOffsetsFn(e.adjustOffsets),
+		kgo.RecordPartitioner(partitioner{changelogs: e.changelogTopics()}),
+		kgo.MaxBufferedRecords(1<<20),
+		kgo.ProducerLinger(5*time.Millisecond),
+	)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	e.log.Info("engine started", "application_id", e.cfg.ApplicationID, "pipelines", len(e.pipelines), "inputs", inputs)
+
+	err = e.poll(pollCtx)
+	if ctx.Err() == nil {
+		err = context.Cause(pollCtx) // a task failed
+	}
+
+	// Stop every task with a final commit, then leave the group. Closing the
+	// client runs the revoke callback, which finds no tasks left.
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	e.mu.Lock()
+	var all []*task
+	for _, t := range e.tasks {
+		all = append(all, t)
+	}
+	cerr := e.stopTasks(stopCtx, all, true)
+	e.mu.Unlock()
+	e.cl.Close()
+	e.wg.Wait()
+	e.log.Info("engine stopped")
+	return errors.Join(err, cerr)
+}
+
+func (e *Engine) changelogTopics() map[string]bool {
+	m := map[string]bool{}
+	for _, p := range e.pipelines {
+		for _, t := range p.changelogs {
+			m[t] = true
+		}
+	}
+	return m
+}
+
+// poll is the processing loop: it fetches, hands each partition's records to
+// its tasks, and commits the group offsets the tasks have made durable. It
+// returns when ctx ends: on a stop, or when a task fails.
+func (e *Engine) poll(ctx context.Context) error {
+	nextCommit := time.Now().Add(e.cfg.CommitInterval)
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := time.Until(nextCommit)
+		if wait < 10*time.Millisecond {
+			wait = 10 * time.Millisecond
+		}
+		pollCtx, cancel := context.WithTimeout(ctx, wait)
+		fetches := e.cl.PollRecords(pollCtx, 10_000)
+		cancel()
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return
+			}
+			e.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		e.mu.Lock()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if len(fp.Records) == 0 {
+				return
+			}
+			for _, t := range e.parts[topicPartition{fp.Topic, fp.Partition}] {
+				t.send(ctx, fp.Records)
+			}
+		})
+		e.mu.Unlock()
+		e.cl.AllowRebalance()
+
+		if time.Now().After(nextCommit) {
+			e.mu.Lock()
+			err := e.commitGroup(ctx, e.tasksLocked())
+			e.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				e.log.Warn("group commit", "err", err)
+			}
+			nextCommit = time.Now().Add(e.cfg.CommitInterval)
+		}
+	}
+}
+
+func (e *Engine) tasksLocked() []*task {
+	ts := make([]*task, 0, len(e.tasks))
+	for _, t := range e.tasks {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// commitGroup commits, for every input partition of ts, the lowest offset
+// that all of the partition's tasks have made durable in their stores.
+func (e *Engine) commitGroup(ctx context.Context, ts []*task) error {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, t := range ts {
+		for topic, off := range t.durableOffsets() {
+			tp := topicPartition{topic, t.key.partition}
+			min := off
+			for _, other := range e.parts[tp] {
+				if o, ok := other.durableOffsets()[topic]; ok && o < min {
+					min = o
+				}
+			}
+			if t.groupCommitted[topic] == min {
+				continue
+			}
+			if offsets[topic] == nil {
+				offsets[topic] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[topic][t.key.partition] = kgo.EpochOffset{Epoch: -1, Offset: min}
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var cerr error
+	e.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if ke := kerr.ErrorForCode(rp.ErrorCode); ke != nil && cerr == nil {
+					cerr = fmt.Errorf("commit %s partition %d: %w", rt.Topic, rp.Partition, ke)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	for _, t := range ts {
+		for topic := range offsets {
+			if eo, ok := offsets[topic][t.key.partition]; ok {
+				t.groupCommitted[topic] = eo.Offset
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package engine_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/flowstate/flowstate/engine"
+	"github.com/flowstate/flowstate/internal/plugintest"
+	"github.com/flowstate/flowstate/state"
+)
+
+// TestPoisonRecordFailsTask checks the default error policy: a batch whose
+// guest call fails stops the engine with an error naming the batch, after
+// committing everything before that batch and nothing after it.
+func TestPoisonRecordFailsTask(t *testing.T) {
+	c := newCluster(t, "in", "out")
+	var kvs [][2]string
+	for i := range 100 {
+		v := "v"
+		if i == 57 {
+			v = "poison"
+		}
+		kvs = append(kvs, [2]string{"k", v}) // one key: one partition, in order
+	}
+	c.produce(t, "in", kvs)
+
+	dir := t.TempDir()
+	a := &app{cfg: engine.Config{
+		ApplicationID:  "poison",
+		Brokers:        []string{c.addr},
+		StateDir:       dir,
+		CommitInterval: time.Hour, // only the failure commits
+		Logger:         testLogger(t),
+		Pipelines: []engine.Pipeline{{
+			Name:            "poison",
+			Module:          plugintest.Build(t, "engine/testdata/poison"),
+			Inputs:          []string{"in"},
+			Outputs:         []string{"out"},
+			Stores:          []string{"seen"},
+			MaxBatchRecords: 10,
+		}},
+	}}
+	stop := a.start(t)
+	var err error
+	deadline := time.Now().Add(time.Minute)
+	for err == nil {
+		select {
+		case err = <-a.failed:
+		case <-time.After(time.Until(deadline)):
+			t.Fatal("the engine did not fail on the poison record")
+		}
+	}
+	_ = stop()
+	t.Logf("engine failed as expected: %v", err)
+	for _, want := range []string{"offset 50", "poison record at offset 57", "poison/"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+
+	// The batch before the poison one is committed, to the group and to the
+	// store; nothing of the poison batch is.
+	committed, ferr := c.adm.FetchOffsets(t.Context(), "poison")
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	var part int32 = -1
+	committed.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == "in" && o.At > 0 {
+			part = o.Partition
+			if o.At != 50 {
+				t.Errorf("committed offset of in/%d = %d, want 50", o.Partition, o.At)
+			}
+		}
+	})
+	if part < 0 {
+		t.Fatal("no offset committed for topic in")
+	}
+	db, oerr := state.Open(state.Config{Dir: filepath.Join(dir, "poison", "poison-"+strconv.Itoa(int(part))), Stores: []string{"seen"}})
+	if oerr != nil {
+		t.Fatal(oerr)
+	}
+	defer db.Close()
+	v, ok, gerr := db.Get(0, []byte("k"))
+	if gerr != nil || !ok {
+		t.Fatalf("store has no count for k: %v", gerr)
+	}
+	if n := decodeCount(t, v); n != 50 {
+		t.Errorf("store count = %d, want 50", n)
+	}
+	if got := c.latest(t, "out")["k"]; got != "50" {
+		t.Errorf("last output = %q, want 50", got)
+	}
+}
+
+// TestBadModule checks that a module that is not Wasm stops the start with
+// an error naming the pipeline.
+func TestBadModule(t *testing.T) {
+	c := newCluster(t, "in")
+	bad := filepath.Join(t.TempDir(), "bad.wasm")
+	if err := os.WriteFile(bad, []byte("not wasm at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Config{
+		ApplicationID: "bad",
+		Brokers:       []string{c.addr},
+		StateDir:      t.TempDir(),
+		Pipelines:     []engine.Pipeline{{Name: "broken", Module: bad, Inputs: []string{"in"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "pipeline broken") {
+		t.Fatalf("Run = %v, want an error naming pipeline broken", err)
+	}
+}

@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// assigned makes a task for every newly assigned partition of every pipeline
+// reading it. Each partition stays paused until all its tasks have restored.
+func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pause := map[string][]int32{}
+	var start []*task
+	for topic, parts := range assigned {
+		for _, p := range parts {
+			tp := topicPartition{topic, p}
+			g := &gate{tp: tp}
+			for _, pl := range e.byTopic[topic] {
+				key := taskKey{pl.cfg.Name, p}
+				t, ok := e.tasks[key]
+				if !ok {
+					t = e.newTask(pl, p)
+					e.tasks[key] = t
+					start = append(start, t)
+				}
+				t.gmu.Lock()
+				if t.State() != Running {
+					g.pending.Add(1)
+					t.gates = append(t.gates, g)
+				}
+				t.gmu.Unlock()
+				e.parts[tp] = append(e.parts[tp], t)
+			}
+			if g.pending.Load() > 0 {
+				pause[topic] = append(pause[topic], p)
+			}
+		}
+	}
+	cl.PauseFetchPartitions(pause)
+	for _, t := range start {
+		e.startTask(t)
+	}
+	e.log.Info("partitions assigned", "partitions", assigned)
+}
+
+// gate holds an input partition paused until every task reading it runs.
+type gate struct {
+	tp      topicPartition
+	pending atomic.Int32
+}
+
+func (e *Engine) startTask(t *task) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := t.run(); err != nil {
+			e.abort(err)
+		}
+	}()
+}
+
+// openGates marks t running and resumes the input partitions whose last
+// restoring task was t. It runs on t's goroutine and takes no engine lock, so
+// a rebalance that holds the lock while stopping t cannot deadlock with it.
+func (e *Engine) openGates(t *task) {
+	t.gmu.Lock()
+	gates := t.gates
+	t.gates = nil
+	t.setState(Running) // under gmu: assigned adds gates only to tasks not yet running
+	t.gmu.Unlock()
+	resume := map[string][]int32{}
+	for _, g := range gates {
+		if g.pending.Add(-1) == 0 {
+			resume[g.tp.topic] = append(resume[g.tp.topic], g.tp.partition)
+		}
+	}
+	if len(resume) > 0 {
+		e.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+// adjustOffsets starts each partition at the later of the group's committed
+// offset and the offset its tasks' stores recorded: a store committed
+// locally before the group commit was lost already holds those records'
+// effects. Partitions without a group offset start where the stores say, or
+// at the beginning.
+func (e *Engine) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for topic, parts := range offsets {
+		for p, off := range parts {
+			ts := e.parts[topicPartition{topic, p}]
+			stored := int64(-1)
+			for i, t := range ts {
+				o, ok := t.storedInput[topic]
+				if !ok {
+					stored = -1
+					break
+				}
+				if i == 0 || o < stored {
+					stored = o
+				}
+			}
+			if stored >= 0 && stored > off.EpochOffset().Offset {
+				parts[p] = kgo.NewOffset().At(stored)
+				e.log.Info("resuming from the stores' offset", "topic", topic, "partition", p, "offset", stored, "group_offset", off.EpochOffset().Offset)
+			}
+		}
+	}
+	return offsets, nil
+}
+
+// revoked stops the tasks of revoked partitions with a final commit and
+// commits their offsets to the group before the partitions move.
+func (e *Engine) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ts := e.tasksOf(revoked)
+	if len(ts) == 0 {
+		return
+	}
+	if err := e.stopTasks(ctx, ts, true); err != nil {
+		e.log.Warn("stop revoked tasks", "err", err)
+	}
+	e.log.Info("partitions revoked", "partitions", revoked)
+}
+
+// lost closes the tasks of lost partitions without committing: another
+// member may own them already, and writing their changelogs now would race
+// with its restore.
+func (e *Engine) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ts := e.tasksOf(lost)
+	if err := e.stopTasks(ctx, ts, false); err != nil {
+		e.log.Warn("close lost tasks", "err", err)
+	}
+	e.log.Warn("partitions lost", "partitions", lost)
+}
+
+func (e *Engine) tasksOf(parts map[string][]int32) []*task {
+	seen := map[*task]bool{}
+	var ts []*task
+	for topic, ps := range parts {
+		for _, p := range ps {
+			for _, t := range e.parts[topicPartition{topic, p}] {
+				if !seen[t] {
+					seen[t] = true
+					ts = append(ts, t)
+				}
+			}
+		}
+	}
+	return ts
+}
+
+// stopTasks stops ts (with a final local commit when commit is set), commits
+// their durable offsets to the group, and forgets them. e.mu is held.
+func (e *Engine) stopTasks(ctx context.Context, ts []*task, commit bool) error {
+	var errs []error
+	for _, t := range ts {
+		if err := t.stop(ctx, commit); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if commit && len(ts) > 0 {
+		if err := e.commitGroup(ctx, ts); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, t := range ts {
+		delete(e.tasks, t.key)
+		for _, topic := range t.pl.cfg.Inputs {
+			tp := topicPartition{topic, t.key.partition}
+			rest := e.parts[tp][:0]
+			for _, o := range e.parts[tp] {
+				if o != t {
+					rest = append(rest, o)
+				}
+			}
+			if len(rest) == 0 {
+				delete(e.parts, tp)
+			} else {
+				e.parts[tp] = rest
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// taskDir is where a task's RocksDB lives.
+func (e *Engine) taskDir(k taskKey) string {
+	return filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID, k.pipeline+"-"+strconv.Itoa(int(k.partition)))
+}

@@ -1,0 +1,31 @@
+// Command poison is a test guest: it counts records per key in store "seen",
+// emits each new count to topic "out", and fails the batch of any record
+// whose value is "poison".
+package main
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/flowstate/flowstate/sdk"
+)
+
+var seen = sdk.Store("seen")
+
+func init() { sdk.OnRecord(count) }
+
+func count(r sdk.Record, out sdk.Out) error {
+	if string(r.Value) == "poison" {
+		return errors.New("poison record at offset " + strconv.FormatInt(r.Offset, 10))
+	}
+	n, err := seen.GetInt64(r.Key)
+	if err != nil {
+		return err
+	}
+	if err := seen.PutInt64(r.Key, n+1); err != nil {
+		return err
+	}
+	return out.Emit("out", r.Key, []byte(strconv.FormatInt(n+1, 10)))
+}
+
+func main() {}

@@ -1,0 +1,127 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/linxGnu/grocksdb"
+)
+
+// BudgetConfig sizes the RocksDB memory shared by every task database of a
+// process.
+type BudgetConfig struct {
+	// BlockCacheMB is the size of the one LRU block cache shared by all
+	// databases, in MiB; memtables are charged to it too. Default 64.
+	// Replaces a per-store RocksDBConfigSetter block cache in Kafka Streams.
+	BlockCacheMB int
+	// WriteBufferMB caps the memtables of all databases together, in MiB;
+	// when it is reached the largest memtables are flushed. Default 64.
+	// Replaces write_buffer_size x max_write_buffer_number per store.
+	WriteBufferMB int
+	// MaxOpenFiles limits the open SST files of each database; -1 keeps
+	// every file open. Default -1 (RocksDB's max_open_files).
+	MaxOpenFiles int
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *BudgetConfig) EnsureDefaults() {
+	if c.BlockCacheMB == 0 {
+		c.BlockCacheMB = 64
+	}
+	if c.WriteBufferMB == 0 {
+		c.WriteBufferMB = 64
+	}
+	if c.MaxOpenFiles == 0 {
+		c.MaxOpenFiles = -1
+	}
+}
+
+// Validate reports every field out of range.
+func (c BudgetConfig) Validate() error {
+	var errs []error
+	if c.BlockCacheMB <= 0 {
+		errs = append(errs, fmt.Errorf("%w: block_cache_mb %d, want > 0", ErrInvalidConfig, c.BlockCacheMB))
+	}
+	if c.WriteBufferMB <= 0 {
+		errs = append(errs, fmt.Errorf("%w: write_buffer_mb %d, want > 0", ErrInvalidConfig, c.WriteBufferMB))
+	}
+	if c.MaxOpenFiles < -1 || c.MaxOpenFiles == 0 {
+		errs = append(errs, fmt.Errorf("%w: max_open_files %d, want -1 or > 0", ErrInvalidConfig, c.MaxOpenFiles))
+	}
+	return errors.Join(errs...)
+}
+
+// Budget is the RocksDB memory shared by the databases opened with it: one
+// block cache and one write buffer manager charged to that cache, so the
+// memory of all tasks together stays near BlockCacheMB however many tasks a
+// process runs. A Budget is safe for concurrent use.
+type Budget struct {
+	cfg BudgetConfig
+
+	mu     sync.Mutex
+	cache  *grocksdb.Cache
+	wbm    *writeBufferManager
+	closed bool
+}
+
+// NewBudget returns a Budget sized by cfg after EnsureDefaults.
+func NewBudget(cfg BudgetConfig) (*Budget, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cache := grocksdb.NewLRUCache(uint64(cfg.BlockCacheMB) << 20)
+	wbm, err := newWriteBufferManager(uint64(cfg.WriteBufferMB)<<20, cache)
+	if err != nil {
+		cache.Destroy()
+		return nil, err
+	}
+	return &Budget{cfg: cfg, cache: cache, wbm: wbm}, nil
+}
+
+// Close releases the budget's references. Databases already opened with it
+// keep theirs and go on sharing the cache and the write buffer manager until
+// they close; opening a new one fails with ErrClosed. Close is idempotent.
+func (b *Budget) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.closed = true
+	b.wbm.destroy()
+	b.cache.Destroy()
+}
+
+// apply sets the shared cache, the write buffer manager and the file limit
+// on opts.
+func (b *Budget) apply(opts *grocksdb.Options) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return fmt.Errorf("budget: %w", ErrClosed)
+	}
+	bbto := grocksdb.NewDefaultBlockBasedTableOptions()
+	bbto.SetBlockCache(b.cache)
+	// RocksDB copies the table options into the table factory, which holds
+	// its own reference to the cache.
+	opts.SetBlockBasedTableFactory(bbto)
+	bbto.Destroy()
+	if err := b.wbm.setOn(opts); err != nil {
+		return err
+	}
+	opts.SetMaxOpenFiles(b.cfg.MaxOpenFiles)
+	return nil
+}
+
+// usage returns the bytes held in the block cache (including the memtable
+// charge) and the memtable bytes charged to the write buffer manager.
+func (b *Budget) usage() (cache, memtables uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, 0
+	}
+	return b.cache.GetUsage(), b.wbm.memoryUsage()
+}
