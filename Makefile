@@ -31,14 +31,14 @@ test: build
 	$(GO) vet ./...
 	cd abi && $(GO) vet ./... && $(GO) test ./...
 	cd sdk && $(GO) vet ./... && $(GO) test ./...
-	FLOWSTATE_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) ./...
 
 demo: build
 	./$(BIN)/flowstate dev -c examples/wordcount.yaml \
 		--feed sentences=examples/sentences.txt --print word-counts --exit-when-done
 
 bench: build
-	FLOWSTATE_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 2s ./host/ ./engine/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./host/ ./engine/
 
 clean:
 	rm -rf $(BIN) .state

@@ -1,7 +1,10 @@
 package host
 
 import (
+	"os"
+
 	"fmt"
+	"github.com/flowstate/flowstate/internal/plugintest"
 	"testing"
 
 	"github.com/flowstate/flowstate/abi"
@@ -11,9 +14,29 @@ import (
 // one kv_get and one kv_put (testdata/counter.wat with no output topic).
 // The same 1,000 keys recur in every batch and nothing is committed, so
 // reads after the first batch are served by the write buffer.
+//
+// The sub-benchmarks run the same work in a WAT guest and in a Go guest
+// built with the SDK (which adds Go's own per-record cost in the guest).
 func BenchmarkProcessGetPut(b *testing.B) {
-	rt := newRuntime(b, RuntimeConfig{})
-	m := compile(b, rt, "counter", Limits{})
+	b.Run("wat", func(b *testing.B) {
+		rt := newRuntime(b, RuntimeConfig{})
+		benchGetPut(b, compile(b, rt, "counter", Limits{}))
+	})
+	b.Run("go-sdk", func(b *testing.B) {
+		rt := newRuntime(b, RuntimeConfig{})
+		wasm, err := os.ReadFile(plugintest.Build(b, "host/testdata/getput"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := rt.Compile(b.Context(), "getput", wasm, Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchGetPut(b, m)
+	})
+}
+
+func benchGetPut(b *testing.B, m *Module) {
 	db := openDB(b, "counts")
 	i := instantiate(b, m, InstanceConfig{DB: db, Stores: []string{"counts"}})
 	recs := make([]abi.Record, 1000)

@@ -98,7 +98,12 @@ func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (R
 	}
 	stores := db.Stores()
 
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(cfg.FetchMaxBytes),
+		kgo.KeepControlRecords(),
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return Result{}, fmt.Errorf("restore %s: %w", cfg.Task, err)
 	}

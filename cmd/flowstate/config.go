@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -27,11 +28,6 @@ import (
 
 // envPrefix starts every environment variable that sets a config key.
 const envPrefix = "FLOWSTATE_"
-
-// envIgnored are FLOWSTATE_ variables that are not config keys: the test
-// harness sets FLOWSTATE_BIN for every test process, and those may start this
-// binary.
-var envIgnored = map[string]bool{"FLOWSTATE_BIN": true}
 
 // fileConfig is the configuration as written: the YAML file, overridden by
 // FLOWSTATE_ environment variables, overridden by flags. Every key is a
@@ -59,7 +55,9 @@ type fileConfig struct {
 	// RocksDB is the memory budget shared by every store of the process.
 	RocksDB rocksDBConfig `koanf:"rocksdb"`
 	// Pipelines maps a pipeline name to its pipeline. A map, not a list, so
-	// that FLOWSTATE_PIPELINES__<NAME>__<KEY> can address one pipeline.
+	// that FLOWSTATE_PIPELINES__<NAME>__<KEY> can address one pipeline;
+	// environment variables are lower-cased, so they reach only pipelines
+	// with lower-case names, and a name must not contain a dot.
 	Pipelines map[string]pipelineConfig `koanf:"pipelines"`
 	// Dev configures `flowstate dev` only.
 	Dev devConfig `koanf:"dev"`
@@ -145,8 +143,9 @@ func addConfigFlags(fs *pflag.FlagSet) *string {
 // loadConfig reads the YAML file at path (none if path is empty), then the
 // FLOWSTATE_ environment variables, then the flags of fs that were set, each
 // overriding the one before. The result is defaulted and validated; the
-// error lists every bad or unknown key, one per line, sorted.
-func loadConfig(path string, fs *pflag.FlagSet) (*config, error) {
+// error lists every bad or unknown key, one per line, sorted. With dev set,
+// brokers is not required: `flowstate dev` brings its own.
+func loadConfig(path string, fs *pflag.FlagSet, dev bool) (*config, error) {
 	ko := koanf.New(".")
 	if path != "" {
 		if err := ko.Load(file.Provider(path), yaml.Parser()); err != nil {
@@ -157,9 +156,6 @@ func loadConfig(path string, fs *pflag.FlagSet) (*config, error) {
 	// remembers each key's variable for error messages.
 	envKeys := map[string]string{}
 	err := ko.Load(env.Provider(envPrefix, ".", func(name string) string {
-		if envIgnored[name] {
-			return ""
-		}
 		key := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, envPrefix), "__", "."))
 		envKeys[key] = name
 		return key
@@ -184,19 +180,35 @@ func loadConfig(path string, fs *pflag.FlagSet) (*config, error) {
 
 	var fc fileConfig
 	var errs []error
-	err = ko.UnmarshalWithConf("", &fc, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
-		ErrorUnused: true,
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			durationHook,
-			listHook,
-			intHook,
-		),
-	}})
-	if err != nil {
+	if err := unmarshal(ko, "", &fc); err != nil {
 		errs = append(errs, decodeErrors(err, envKeys)...)
+		// A pipeline with a bad key is left out of the map; decode what it
+		// has, so that the rest of it is checked too rather than reported
+		// missing. Its errors are those above.
+		for _, name := range ko.MapKeys("pipelines") {
+			if fc.Pipelines == nil {
+				fc.Pipelines = map[string]pipelineConfig{}
+			}
+			if _, ok := fc.Pipelines[name]; !ok {
+				var p pipelineConfig
+				_ = unmarshal(ko, "pipelines."+name, &p)
+				fc.Pipelines[name] = p
+			}
+		}
 	}
-	cfg, verrs := fc.validate()
-	errs = append(errs, verrs...)
+	// A key that could not be decoded is reported once, not also as
+	// missing or invalid.
+	bad := map[string]bool{}
+	for _, err := range errs {
+		key, _, _ := strings.Cut(err.Error(), ":")
+		bad[key] = true
+	}
+	cfg, verrs := fc.validate(dev)
+	for _, err := range verrs {
+		if key, _, _ := strings.Cut(err.Error(), ":"); !bad[key] {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 		errs = slices.CompactFunc(errs, func(a, b error) bool { return a.Error() == b.Error() })
@@ -208,11 +220,30 @@ func loadConfig(path string, fs *pflag.FlagSet) (*config, error) {
 	return cfg, nil
 }
 
+// unmarshal decodes the subtree of ko at path into out, strictly: unknown
+// keys are errors, durations need a unit, strings are parsed where
+// integers or lists are wanted (as environment variables give them).
+func unmarshal(ko *koanf.Koanf, path string, out any) error {
+	return ko.UnmarshalWithConf(path, out, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
+		ErrorUnused: true,
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			durationHook,
+			listHook,
+			intHook,
+		),
+	}})
+}
+
 // validate converts fc, applies the defaults and returns every problem.
-func (fc *fileConfig) validate() (*config, []error) {
+// With dev set, the brokers are the embedded broker's.
+func (fc *fileConfig) validate(dev bool) (*config, []error) {
 	var errs []error
 	cfg := &config{Engine: fc.engineConfig(), Dev: fc.Dev}
 	cfg.Engine.EnsureDefaults()
+	if dev {
+		// Replaced by the embedded broker's address once it listens.
+		cfg.Engine.Brokers = []string{"127.0.0.1:0"}
+	}
 	if cfg.Dev.Partitions == 0 {
 		cfg.Dev.Partitions = 4
 	}
@@ -329,8 +360,10 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	if to != durationType || from == durationType {
 		return data, nil
 	}
-	if from.Kind() != reflect.String {
+	if k := kind(from); k == "integer" || k == "number" {
 		return nil, fmt.Errorf("%v has no unit: want a duration such as 500ms, 5s or 1m", data)
+	} else if k != "string" {
+		return nil, fmt.Errorf("want a duration such as 500ms, 5s or 1m, got a %s", k)
 	}
 	d, err := time.ParseDuration(strings.TrimSpace(data.(string)))
 	if err != nil {
@@ -355,9 +388,19 @@ func listHook(from, to reflect.Type, data any) (any, error) {
 }
 
 // intHook parses integers from strings, as environment variables and flags
-// give them.
+// give them, and refuses fractions, which would otherwise be truncated.
 func intHook(from, to reflect.Type, data any) (any, error) {
-	if from.Kind() != reflect.String || to.Kind() != reflect.Int {
+	if to.Kind() != reflect.Int {
+		return data, nil
+	}
+	if from.Kind() == reflect.Float64 || from.Kind() == reflect.Float32 {
+		f := reflect.ValueOf(data).Float()
+		if f != math.Trunc(f) {
+			return nil, fmt.Errorf("%v is not an integer", data)
+		}
+		return int(f), nil
+	}
+	if from.Kind() != reflect.String {
 		return data, nil
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(data.(string)))
@@ -385,6 +428,12 @@ func decodeErrors(err error, envKeys map[string]string) []error {
 		case isDecode:
 			name := indexRe.ReplaceAllString(de.Name(), ".$1")
 			msg := de.Unwrap().Error()
+			if ute, ok := errors.AsType[*mapstructure.UnconvertibleTypeError](de); ok {
+				msg = fmt.Sprintf("want a %s, got a %s", kind(ute.Expected.Type()), kind(reflect.TypeOf(ute.Value)))
+				if name == "pipelines" {
+					msg += " (pipelines are keyed by name: {wordcount: {module: ..., inputs: [...]}})"
+				}
+			}
 			if keys, ok := strings.CutPrefix(msg, "has invalid keys: "); ok {
 				for k := range strings.SplitSeq(keys, ", ") {
 					if name != "" {
@@ -409,6 +458,32 @@ func decodeErrors(err error, envKeys map[string]string) []error {
 	}
 	walk(err)
 	return out
+}
+
+// kind names the YAML kind of a Go type, for error messages.
+func kind(t reflect.Type) string {
+	if t == nil {
+		return "null"
+	}
+	if t == durationType {
+		return "duration"
+	}
+	switch t.Kind() {
+	case reflect.Map, reflect.Struct:
+		return "map"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	}
+	return t.String()
 }
 
 func isJoin(err error) bool {

@@ -55,6 +55,7 @@ pipelines:
 		yaml  string            // config file; none when empty
 		env   map[string]string // FLOWSTATE_ variables
 		flags []string          // dev flags
+		dev   bool              // load for flowstate dev
 		want  func(t *testing.T, c *config)
 		// errs are substrings of the error, each on a line of its own;
 		// none means success.
@@ -169,6 +170,20 @@ dev: {partitions: 8, port: 19092}
 			errs: []string{`pipelines.wordcount.max_batch_records: "many" is not an integer`},
 		},
 		{
+			name: "wrong kinds",
+			yaml: strings.Replace(base, "application_id: wordcount", "application_id: [a, b]", 1) + "    max_batch_records: 1.5\ncommit_interval: true\n",
+			errs: []string{
+				"application_id: want a string, got a list",
+				"commit_interval: want a duration such as 500ms, 5s or 1m, got a boolean",
+				"pipelines.wordcount.max_batch_records: 1.5 is not an integer",
+			},
+		},
+		{
+			name: "pipelines as a list",
+			yaml: "application_id: a\nbrokers: [b:1]\npipelines:\n  - module: x\n",
+			errs: []string{"pipelines: want a map, got a list (pipelines are keyed by name"},
+		},
+		{
 			name: "missing module file",
 			yaml: strings.Replace(base, module, "bin/plugins/nope.wasm", 1),
 			errs: []string{"pipelines.wordcount.module: open bin/plugins/nope.wasm: no such file or directory"},
@@ -182,6 +197,17 @@ dev: {partitions: 8, port: 19092}
 			name: "no pipelines",
 			yaml: "application_id: a\nbrokers: [b:1]\n",
 			errs: []string{"pipelines: at least one pipeline required"},
+		},
+		{
+			name: "dev needs no brokers",
+			yaml: strings.Replace(base, "brokers: [localhost:9092]", "", 1),
+			dev:  true,
+			want: func(t *testing.T, c *config) {},
+		},
+		{
+			name: "run needs brokers",
+			yaml: strings.Replace(base, "brokers: [localhost:9092]", "", 1),
+			errs: []string{"brokers: at least one host:port required"},
 		},
 		{
 			name: "every error at once",
@@ -242,10 +268,10 @@ dev: {partitions: 8, port: 19092}
 			errs: []string{`rocksdb.block_cache_mb: "lots" is not an integer (from FLOWSTATE_ROCKSDB__BLOCK_CACHE_MB)`},
 		},
 		{
-			name: "env FLOWSTATE_BIN is not a key",
+			name: "env unknown key",
 			yaml: base,
-			env:  map[string]string{"FLOWSTATE_BIN": "/somewhere/bin"},
-			want: func(t *testing.T, c *config) {},
+			env:  map[string]string{"FLOWSTATE_COMMIT_INTERVALL": "1s"},
+			errs: []string{`commit_intervall: unknown key (from FLOWSTATE_COMMIT_INTERVALL)`},
 		},
 		{
 			name: "env only",
@@ -302,7 +328,7 @@ dev: {partitions: 8, port: 19092}
 			if err := fs.Parse(tt.flags); err != nil {
 				t.Fatal(err)
 			}
-			c, err := loadConfig(path, fs)
+			c, err := loadConfig(path, fs, tt.dev)
 			if len(tt.errs) == 0 {
 				if err != nil {
 					t.Fatalf("loadConfig: %v", err)
@@ -331,7 +357,7 @@ dev: {partitions: 8, port: 19092}
 
 func TestLoadConfigMissingFile(t *testing.T) {
 	clearEnv(t)
-	_, err := loadConfig(filepath.Join(t.TempDir(), "nope.yaml"), nil)
+	_, err := loadConfig(filepath.Join(t.TempDir(), "nope.yaml"), nil, false)
 	if err == nil || !strings.Contains(err.Error(), "no such file or directory") {
 		t.Fatalf("err = %v, want no such file", err)
 	}
@@ -350,7 +376,7 @@ func TestExamples(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			clearEnv(t)
 			t.Setenv("FLOWSTATE_PIPELINES__"+tt.pipeline+"__MODULE", module)
-			c, err := loadConfig(filepath.Join("..", "..", "examples", tt.file), nil)
+			c, err := loadConfig(filepath.Join("..", "..", "examples", tt.file), nil, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -83,7 +83,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*f.config, fs)
+	cfg, err := loadConfig(*f.config, fs, true)
 	if err != nil {
 		return err
 	}
@@ -213,6 +213,7 @@ func createTopics(ctx context.Context, adm *kadm.Client, topics []string, partit
 		_, err := adm.CreateTopic(ctx, int32(partitions), -1, nil, t)
 		switch {
 		case errors.Is(err, kerr.TopicAlreadyExists):
+			log.Info("topic exists", "topic", t)
 		case err != nil:
 			return fmt.Errorf("create topic %s: %w", t, err)
 		default:
@@ -340,10 +341,13 @@ func waitCaughtUp(ctx context.Context, adm *kadm.Client, group string, topics []
 // that yet.
 func caughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string) (bool, string, error) {
 	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return false, "", fmt.Errorf("fetch offsets of group %s: %w", group, err)
+	if err == nil {
+		err = committed.Error()
 	}
-	if err := committed.Error(); err != nil {
+	switch {
+	case errors.Is(err, kerr.GroupIDNotFound):
+		committed = nil // the group has not joined yet: nothing committed
+	case err != nil:
 		return false, "", fmt.Errorf("fetch offsets of group %s: %w", group, err)
 	}
 	starts, err := adm.ListStartOffsets(ctx, topics...)

@@ -199,7 +199,7 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*f.config, fs)
+	cfg, err := loadConfig(*f.config, fs, false)
 	if err != nil {
 		return err
 	}
