@@ -16,15 +16,28 @@ import (
 )
 
 // TestPoisonRecordFailsTask checks the default error policy: a batch whose
-// guest call fails stops the engine with an error naming the batch, after
-// committing everything before that batch and nothing after it.
+// guest call fails (a guest error, or a module that dies) stops the engine
+// with an error naming the batch, after committing everything before that
+// batch and nothing after it.
 func TestPoisonRecordFailsTask(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        []string
+	}{
+		{"guest error", "poison", []string{"offset 50", "poison record at offset 57", "poison/"}},
+		{"module exit", "exit", []string{"offset 50", "exit", "poison/"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testPoison(t, tc.value, tc.want) })
+	}
+}
+
+func testPoison(t *testing.T, poison string, want []string) {
 	c := newCluster(t, "in", "out")
 	var kvs [][2]string
 	for i := range 100 {
 		v := "v"
 		if i == 57 {
-			v = "poison"
+			v = poison
 		}
 		kvs = append(kvs, [2]string{"k", v}) // one key: one partition, in order
 	}
@@ -58,9 +71,9 @@ func TestPoisonRecordFailsTask(t *testing.T) {
 	}
 	_ = stop()
 	t.Logf("engine failed as expected: %v", err)
-	for _, want := range []string{"offset 50", "poison record at offset 57", "poison/"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not mention %q", err, want)
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not mention %q", err, w)
 		}
 	}
 
