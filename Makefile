@@ -8,7 +8,7 @@ TESTFLAGS ?= -timeout 25m
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps build plugins test demo bench fuzz clean
+.PHONY: all deps build plugins test demo bench crash clean
 
 all: build
 
@@ -39,6 +39,14 @@ demo: build
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./host/ ./engine/
+
+# crash runs the crash suite long: KILLS SIGKILLs of the host at seeded
+# random moments, then a summary table (kills, records, lost, duplicated,
+# the most changelog records one task replayed after a kill).
+KILLS ?= 50
+crash: deps
+	$(GO) test ./cmd/flowstate -run '^TestCrash$$' -count=1 -v -timeout 60m \
+		-args -crash.kills=$(KILLS) -crash.records=$$(( $(KILLS) * 4000 ))
 
 clean:
 	rm -rf $(BIN) .state

@@ -43,6 +43,13 @@ type Config struct {
 	// Guarantee is the processing guarantee. Default at_least_once. Kafka
 	// Streams: processing.guarantee.
 	Guarantee Guarantee
+	// InstanceID makes the process a static member of the group: a restart
+	// within SessionTimeout gets its partitions back without a rebalance.
+	// Default "" (dynamic membership). Kafka Streams: group.instance.id.
+	InstanceID string
+	// SessionTimeout is how long the group waits for a silent member before
+	// moving its partitions. Default 45s. Kafka Streams: session.timeout.ms.
+	SessionTimeout time.Duration
 	// Pipelines are the processors to run; at least one.
 	Pipelines []Pipeline
 	// RocksDB is the memory budget shared by every store of the process.
@@ -90,6 +97,9 @@ func (c *Config) EnsureDefaults() {
 	if c.CommitInterval == 0 {
 		c.CommitInterval = time.Second
 	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 45 * time.Second
+	}
 	if c.Guarantee == "" {
 		c.Guarantee = AtLeastOnce
 	}
@@ -121,6 +131,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommitInterval < 0 {
 		bad("commit_interval: %s is negative", c.CommitInterval)
+	}
+	if c.SessionTimeout < 0 {
+		bad("session_timeout: %s is negative", c.SessionTimeout)
 	}
 	switch c.Guarantee {
 	case AtLeastOnce, ExactlyOnce:

@@ -172,9 +172,11 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		inputs = append(inputs, t)
 	}
 	slices.Sort(inputs)
-	e.cl, err = kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(e.cfg.Brokers...),
 		kgo.ConsumerGroup(e.cfg.ApplicationID),
+		kgo.SessionTimeout(e.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, e.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(inputs...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -183,9 +185,13 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		kgo.OnPartitionsLost(e.lost),
 		kgo.AdjustFetchOffsetsFn(e.adjustOffsets),
 		kgo.RecordPartitioner(partitioner{changelogs: e.changelogTopics()}),
-		kgo.MaxBufferedRecords(1<<20),
-		kgo.ProducerLinger(5*time.Millisecond),
-	)
+		kgo.MaxBufferedRecords(1 << 20),
+		kgo.ProducerLinger(5 * time.Millisecond),
+	}
+	if e.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(e.cfg.InstanceID))
+	}
+	e.cl, err = kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}

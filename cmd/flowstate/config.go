@@ -52,6 +52,13 @@ type fileConfig struct {
 	ProcessingGuarantee string `koanf:"processing_guarantee"`
 	// LogLevel is debug, info (default), warn or error.
 	LogLevel string `koanf:"log_level"`
+	// InstanceID makes this process a static group member: restarted within
+	// session_timeout, it gets its partitions back without a rebalance.
+	// Default "" (dynamic membership). Kafka Streams: group.instance.id.
+	InstanceID string `koanf:"instance_id"`
+	// SessionTimeout is how long the group waits for a silent member before
+	// moving its partitions. Default 45s. Kafka Streams: session.timeout.ms.
+	SessionTimeout time.Duration `koanf:"session_timeout"`
 	// RocksDB is the memory budget shared by every store of the process.
 	RocksDB rocksDBConfig `koanf:"rocksdb"`
 	// Pipelines maps a pipeline name to its pipeline. A map, not a list, so
@@ -281,6 +288,8 @@ func (fc *fileConfig) engineConfig() engine.Config {
 		StateDir:       fc.StateDir,
 		CommitInterval: fc.CommitInterval,
 		Guarantee:      engine.Guarantee(fc.ProcessingGuarantee),
+		InstanceID:     fc.InstanceID,
+		SessionTimeout: fc.SessionTimeout,
 		RocksDB: state.BudgetConfig{
 			BlockCacheMB:  fc.RocksDB.BlockCacheMB,
 			WriteBufferMB: fc.RocksDB.WriteBufferMB,
