@@ -37,8 +37,9 @@ type Config struct {
 	// Default <state_dir>/wasm-cache.
 	CacheDir string
 	// CommitInterval is how often each task flushes its write buffer to the
-	// changelog and RocksDB and the input offsets are committed. Default 1s.
-	// Kafka Streams: commit.interval.ms (30s, or 100ms under exactly-once).
+	// changelog and RocksDB and the input offsets are committed. Default 1s,
+	// 100ms under exactly-once. Kafka Streams: commit.interval.ms (30s, or
+	// 100ms under exactly-once).
 	CommitInterval time.Duration
 	// Guarantee is the processing guarantee. Default at_least_once. Kafka
 	// Streams: processing.guarantee.
@@ -96,6 +97,11 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.CommitInterval == 0 {
 		c.CommitInterval = time.Second
+		if c.Guarantee == ExactlyOnce {
+			// Outputs are visible to read_committed consumers only at
+			// commit; Kafka Streams uses 100ms for the same reason.
+			c.CommitInterval = 100 * time.Millisecond
+		}
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 45 * time.Second

@@ -104,11 +104,22 @@ func (c *cluster) committedAll(t testing.TB, group string, topics []string) (boo
 	return true, ""
 }
 
-// latest reads topic from the start to its end and returns the last value
-// of each key.
+// latest reads topic, read_committed, from the start to its last stable
+// offset and returns the last value of each key.
 func (c *cluster) latest(t testing.TB, topic string) map[string]string {
 	t.Helper()
-	ends, err := c.adm.ListEndOffsets(t.Context(), topic)
+	out := map[string]string{}
+	for _, r := range c.readAll(t, topic) {
+		out[string(r.Key)] = string(r.Value)
+	}
+	return out
+}
+
+// readAll reads topic, read_committed, from the start to its last stable
+// offset.
+func (c *cluster) readAll(t testing.TB, topic string) []*kgo.Record {
+	t.Helper()
+	ends, err := c.adm.ListCommittedOffsets(t.Context(), topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,12 +129,13 @@ func (c *cluster) latest(t testing.TB, topic string) map[string]string {
 			want[o.Partition] = o.Offset
 		}
 	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	out := map[string]string{}
+	var out []*kgo.Record
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	for len(want) > 0 {
@@ -131,10 +143,16 @@ func (c *cluster) latest(t testing.TB, topic string) map[string]string {
 		if err := ctx.Err(); err != nil {
 			t.Fatalf("read %s: %v (left %v)", topic, err, want)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			out[string(r.Key)] = string(r.Value)
-			if r.Offset+1 >= want[r.Partition] {
-				delete(want, r.Partition)
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			for _, r := range p.Records {
+				if r.Offset < want[r.Partition] {
+					out = append(out, r)
+				}
+			}
+			// The last stable offset may be a transaction marker, which
+			// is never returned: the fetch's position says where it is.
+			if p.LastStableOffset >= want[p.Partition] || (len(p.Records) > 0 && p.Records[len(p.Records)-1].Offset+1 >= want[p.Partition]) {
+				delete(want, p.Partition)
 			}
 		})
 	}

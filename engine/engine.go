@@ -26,8 +26,18 @@ type Engine struct {
 	pipelines []*pipeline
 	byTopic   map[string][]*pipeline // input topic -> pipelines reading it
 
+	// eos is set under exactly-once: one transaction per commit interval
+	// for all tasks (txn.go).
+	eos bool
+
 	// Set up by Run.
 	cl     *kgo.Client
+	sess   *kgo.GroupTransactSession // exactly-once only; cl is its client
+	txnID  string
+	// producerReady is closed once the transactional producer is
+	// initialized; restores wait for it under exactly-once.
+	producerReady chan struct{}
+	soon          chan struct{} // a task asks for an early commit
 	budget *state.Budget
 	rt     *host.Runtime
 	runCtx context.Context
@@ -97,6 +107,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg:     cfg,
+		eos:     cfg.Guarantee == ExactlyOnce,
 		log:     cfg.Logger,
 		byTopic: map[string][]*pipeline{},
 		tasks:   map[taskKey]*task{},
@@ -191,14 +202,46 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if e.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(e.cfg.InstanceID))
 	}
-	e.cl, err = kgo.NewClient(opts...)
+	e.producerReady = make(chan struct{})
+	e.soon = make(chan struct{}, 1)
+	if e.eos {
+		if e.txnID, err = e.transactionalID(); err != nil {
+			return err
+		}
+		opts = append(opts,
+			kgo.TransactionalID(e.txnID),
+			kgo.TransactionTimeout(max(10*time.Second, 10*e.cfg.CommitInterval)),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.RequireStableFetchOffsets(),
+		)
+		e.sess, err = kgo.NewGroupTransactSession(opts...)
+		if err == nil {
+			e.cl = e.sess.Client()
+		}
+	} else {
+		e.cl, err = kgo.NewClient(opts...)
+	}
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
+	if e.eos {
+		// Initializing the producer fences an older process with the same
+		// transactional id and ends the transaction it left open, so the
+		// changelogs' last stable offsets are final before any restore.
+		if _, _, err := e.cl.ProducerID(ctx); err != nil {
+			e.cl.Close()
+			return fmt.Errorf("init transactional producer %s: %w", e.txnID, err)
+		}
+		if err := e.sess.Begin(); err != nil {
+			e.cl.Close()
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+	}
+	close(e.producerReady)
 	e.log.Info("engine started", "application_id", e.cfg.ApplicationID, "pipelines", len(e.pipelines), "inputs", inputs)
 
 	err = e.poll(pollCtx)
-	if ctx.Err() == nil {
+	if err == nil && ctx.Err() == nil {
 		err = context.Cause(pollCtx) // a task failed
 	}
 
@@ -206,13 +249,24 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	// client runs the revoke callback, which finds no tasks left.
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	var terr error
+	if e.eos && !errors.Is(err, ErrFenced) {
+		// Commit the last transaction on a clean stop, abort it after a
+		// failure; either way the tasks end with empty buffers. A fenced
+		// engine has aborted already and may not end a transaction.
+		terr = e.commitTxn(stopCtx, err == nil)
+		if errors.Is(terr, ErrFenced) && err == nil {
+			err, terr = terr, nil
+		}
+	}
 	e.mu.Lock()
 	var all []*task
 	for _, t := range e.tasks {
 		all = append(all, t)
 	}
-	cerr := e.stopTasks(stopCtx, all, true)
+	cerr := e.stopTasks(stopCtx, all, !e.eos)
 	e.mu.Unlock()
+	cerr = errors.Join(terr, cerr)
 	e.cl.Close()
 	e.wg.Wait()
 	e.log.Info("engine stopped")
@@ -266,12 +320,30 @@ func (e *Engine) poll(ctx context.Context) error {
 		e.mu.Unlock()
 		e.cl.AllowRebalance()
 
-		if time.Now().After(nextCommit) {
-			e.mu.Lock()
-			err := e.commitGroup(ctx, e.tasksLocked())
-			e.mu.Unlock()
-			if err != nil && ctx.Err() == nil {
-				e.log.Warn("group commit", "err", err)
+		soon := false
+		select {
+		case <-e.soon:
+			soon = true
+		default:
+		}
+		if soon || time.Now().After(nextCommit) {
+			if e.eos {
+				if ctx.Err() != nil {
+					return nil // Run commits the last transaction
+				}
+				if err := e.commitTxn(ctx, true); err != nil {
+					return err
+				}
+				if err := e.sess.Begin(); err != nil {
+					return fmt.Errorf("begin transaction: %w", err)
+				}
+			} else {
+				e.mu.Lock()
+				err := e.commitGroup(ctx, e.tasksLocked())
+				e.mu.Unlock()
+				if err != nil && ctx.Err() == nil {
+					e.log.Warn("group commit", "err", err)
+				}
 			}
 			nextCommit = time.Now().Add(e.cfg.CommitInterval)
 		}

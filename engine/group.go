@@ -125,7 +125,9 @@ func (e *Engine) revoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 	if len(ts) == 0 {
 		return
 	}
-	if err := e.stopTasks(ctx, ts, true); err != nil {
+	// Under exactly-once the open transaction is aborted at its end (the
+	// session saw the revoke), so the tasks drop their buffers.
+	if err := e.stopTasks(ctx, ts, !e.eos); err != nil {
 		e.log.Warn("stop revoked tasks", "err", err)
 	}
 	e.log.Info("partitions revoked", "partitions", revoked)

@@ -62,6 +62,7 @@ type task struct {
 
 	in   chan []*kgo.Record
 	ctl  chan stopReq
+	txn  chan txnReq // exactly-once commit phases, from the engine
 	done chan struct{}
 
 	state    atomic.Int32
@@ -89,6 +90,10 @@ type task struct {
 	openErr   error
 	inst      *host.Instance
 	processed map[string]int64 // next input offset per topic, processed but maybe not committed
+	// prepared is what an exactly-once commit writes once its transaction
+	// has committed.
+	prepared        state.Offsets
+	preparedChanges int
 	recs      []abi.Record
 	outs      []host.Output
 	since     CommitInfo
@@ -115,6 +120,7 @@ func (e *Engine) newTask(pl *pipeline, partition int32) *task {
 		log:            e.log.With("pipeline", pl.cfg.Name, "partition", partition),
 		in:             make(chan []*kgo.Record, 16),
 		ctl:            make(chan stopReq),
+		txn:            make(chan txnReq),
 		done:           make(chan struct{}),
 		storedInput:    map[string]int64{},
 		groupCommitted: map[string]int64{},
@@ -221,8 +227,14 @@ func (t *task) run() error {
 	}
 	t.e.openGates(t)
 
-	tick := time.NewTicker(t.e.cfg.CommitInterval)
-	defer tick.Stop()
+	// Under at-least-once a task commits on its own clock; under
+	// exactly-once the engine commits every task in one transaction (txn.go).
+	var tickc <-chan time.Time
+	if !t.e.eos {
+		tick := time.NewTicker(t.e.cfg.CommitInterval)
+		defer tick.Stop()
+		tickc = tick.C
+	}
 	for {
 		select {
 		case recs := <-t.in:
@@ -230,12 +242,18 @@ func (t *task) run() error {
 				return t.fail(err)
 			}
 			if t.db.PendingBytes() >= forceCommitBytes {
-				if err := t.commit(); err != nil {
+				if t.e.eos {
+					t.e.commitSoon()
+				} else if err := t.commit(); err != nil {
 					return t.fail(err)
 				}
 			}
-		case <-tick.C:
+		case <-tickc:
 			if err := t.commit(); err != nil {
+				return t.fail(err)
+			}
+		case req := <-t.txn:
+			if err := t.transact(req); err != nil {
 				return t.fail(err)
 			}
 		case req := <-t.ctl:
@@ -271,7 +289,18 @@ func (t *task) start() error {
 	for i, topic := range t.pl.changelogs {
 		logs[i] = restore.Changelog{Store: i, Topic: topic, Partition: t.key.partition}
 	}
+	if t.e.eos {
+		// A transaction the previous owner left open is aborted or
+		// completed when the engine's producer is initialized; the
+		// changelog's committed end is stable only after that.
+		select {
+		case <-t.e.producerReady:
+		case <-t.ctx.Done():
+			return t.ctx.Err()
+		}
+	}
 	res, err := restore.Restore(t.ctx, restore.Config{
+		ReadCommitted: t.e.eos,
 		Brokers:  t.e.cfg.Brokers,
 		Task:     t.name,
 		Logger:   t.log,
@@ -363,9 +392,13 @@ func (t *task) processBatch(recs []*kgo.Record) error {
 	if err != nil {
 		first := recs[0]
 		// Commit everything before this batch so that nothing done is lost
-		// and nothing after it is marked done.
-		if cerr := t.commit(); cerr != nil {
-			err = errors.Join(err, cerr)
+		// and nothing after it is marked done. Under exactly-once the
+		// engine aborts the open transaction instead: the batches before
+		// this one are processed again after the restart.
+		if !t.e.eos {
+			if cerr := t.commit(); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
 		}
 		return fmt.Errorf("task %s: batch of %d records from %s partition %d offset %d: %w",
 			t.name, len(recs), first.Topic, first.Partition, first.Offset, err)
@@ -400,12 +433,25 @@ func (t *task) produce(r *kgo.Record) {
 	})
 }
 
-// commit makes the task's progress durable: changelog records for the
-// collapsed write buffer, then every produced record acknowledged, then one
-// RocksDB batch with the buffer and the changelog and input offsets.
+// commit makes the task's progress durable under at-least-once: changelog
+// records for the collapsed write buffer, then every produced record
+// acknowledged, then one RocksDB batch with the buffer and the changelog and
+// input offsets.
 func (t *task) commit() error {
 	begin := time.Now()
 	changes := t.db.Pending()
+	recs := t.produceChangelog(changes)
+	if err := t.awaitProduced(); err != nil {
+		// The changelog or the outputs may be incomplete: keep the store
+		// as of its last commit; the records are processed again.
+		return err
+	}
+	return t.commitLocal(t.offsetsAfter(changes, recs), len(changes), begin)
+}
+
+// produceChangelog produces one changelog record per change to the task's
+// partition of the store's changelog.
+func (t *task) produceChangelog(changes []state.Change) []*kgo.Record {
 	recs := make([]*kgo.Record, len(changes))
 	for i, c := range changes {
 		r := &kgo.Record{
@@ -419,16 +465,27 @@ func (t *task) commit() error {
 		recs[i] = r
 		t.produce(r)
 	}
+	return recs
+}
+
+// awaitProduced waits until every record the task produced is acknowledged
+// and returns the first produce error since the last call.
+func (t *task) awaitProduced() error {
 	t.pending.Wait()
 	t.perrMu.Lock()
 	perr := t.perr
 	t.perr = nil
 	t.perrMu.Unlock()
 	if perr != nil {
-		// The changelog or the outputs may be incomplete: keep the store
-		// as of its last commit; the records are processed again.
 		return fmt.Errorf("task %s: commit: produce: %w", t.name, perr)
 	}
+	return nil
+}
+
+// offsetsAfter returns the offsets a commit of changes (produced as recs)
+// records in the store: the next changelog offset of each changed store and
+// the next input offset of each input.
+func (t *task) offsetsAfter(changes []state.Change, recs []*kgo.Record) state.Offsets {
 	off := state.Offsets{Changelog: map[string]int64{}, Input: map[string]int64{}}
 	for i, r := range recs {
 		store := t.pl.cfg.Stores[changes[i].Store]
@@ -438,6 +495,15 @@ func (t *task) commit() error {
 	}
 	for topic, o := range t.processed {
 		off.Input[topic] = o
+	}
+	return off
+}
+
+// commitLocal writes the buffer and off in one RocksDB batch and publishes
+// the input offsets as durable.
+func (t *task) commitLocal(off state.Offsets, changes int, begin time.Time) error {
+	if off.Changelog == nil {
+		off = state.Offsets{Changelog: map[string]int64{}, Input: map[string]int64{}}
 	}
 	if err := t.db.Commit(off); err != nil {
 		return fmt.Errorf("task %s: commit: %w", t.name, err)
@@ -452,14 +518,14 @@ func (t *task) commit() error {
 	t.since = CommitInfo{}
 	if f := t.e.listener.Committed; f != nil {
 		info.Task = t.name
-		info.Changes = len(changes)
+		info.Changes = changes
 		info.Restored = t.restored.Load()
 		info.Offsets = off.Input
 		info.Took = time.Since(begin)
 		f(info)
 	}
-	if len(changes) > 0 || info.Records > 0 {
-		t.log.Debug("commit", "records", info.Records, "changes", len(changes), "took", time.Since(begin))
+	if changes > 0 || info.Records > 0 {
+		t.log.Debug("commit", "records", info.Records, "changes", changes, "took", time.Since(begin))
 	}
 	return nil
 }

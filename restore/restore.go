@@ -28,6 +28,10 @@ type Config struct {
 	ClientOpts []kgo.Opt
 	// FetchMaxBytes bounds one fetch response. Default 64 MiB.
 	FetchMaxBytes int32
+	// ReadCommitted reads the changelogs read_committed and restores up to
+	// their last stable offsets: under exactly-once, records of aborted or
+	// still open transactions are not the store's.
+	ReadCommitted bool
 	// Task names the task in logs and events, such as "wordcount/3".
 	Task string
 	// Logger receives begin and end lines. Default: discard.
@@ -98,18 +102,22 @@ func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (R
 	}
 	stores := db.Stores()
 
-	cl, err := kgo.NewClient(append([]kgo.Opt{
+	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
 		kgo.FetchMaxPartitionBytes(cfg.FetchMaxBytes),
 		kgo.KeepControlRecords(),
-	}, cfg.ClientOpts...)...)
+	}, cfg.ClientOpts...)
+	if cfg.ReadCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return Result{}, fmt.Errorf("restore %s: %w", cfg.Task, err)
 	}
 	defer cl.Close()
 
-	bounds, err := listBounds(ctx, kadm.NewClient(cl), logs)
+	bounds, err := listBounds(ctx, kadm.NewClient(cl), logs, cfg.ReadCommitted)
 	if err != nil {
 		return Result{}, fmt.Errorf("restore %s: %w", cfg.Task, err)
 	}
@@ -176,7 +184,7 @@ type plan struct {
 	next, end int64
 }
 
-func listBounds(ctx context.Context, adm *kadm.Client, logs []Changelog) (map[string]bound, error) {
+func listBounds(ctx context.Context, adm *kadm.Client, logs []Changelog, committed bool) (map[string]bound, error) {
 	topics := make([]string, 0, len(logs))
 	for _, l := range logs {
 		topics = append(topics, l.Topic)
@@ -185,7 +193,11 @@ func listBounds(ctx context.Context, adm *kadm.Client, logs []Changelog) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("list start offsets: %w", err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
+	list := adm.ListEndOffsets
+	if committed {
+		list = adm.ListCommittedOffsets // the last stable offsets
+	}
+	ends, err := list(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets: %w", err)
 	}
