@@ -166,6 +166,7 @@ type app struct {
 	restored map[string]int64 // task -> records replayed by its last restore
 	running  map[string]bool  // task -> in state RUNNING
 	failed   chan error       // Run's error, when it returns before stop
+	setup    func(*engine.Engine)
 }
 
 func newWordcount(t testing.TB, c *cluster, stateDir string) *app {
@@ -202,6 +203,9 @@ func (a *app) start(t testing.TB) (stop func() error) {
 	e, err := engine.New(a.cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a.setup != nil {
+		a.setup(e)
 	}
 	e.SetListener(engine.Listener{
 		Restore: restore.Listener{End: func(i restore.EndInfo) {

@@ -38,6 +38,11 @@ type Engine struct {
 	// initialized; restores wait for it under exactly-once.
 	producerReady chan struct{}
 	soon          chan struct{} // a task asks for an early commit
+
+	// crashAfterCommit, set by tests, is asked after each committed
+	// transaction (with its changelog records) whether to die before
+	// writing the stores.
+	crashAfterCommit func(changes int) bool
 	budget *state.Budget
 	rt     *host.Runtime
 	runCtx context.Context
@@ -250,6 +255,16 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var terr error
+	if errors.Is(err, errCrashed) {
+		// Like kill -9: the stores keep what they had; the client is
+		// closed without ending anything.
+		e.mu.Lock()
+		_ = e.stopTasks(stopCtx, e.tasksLocked(), false)
+		e.mu.Unlock()
+		e.cl.Close()
+		e.wg.Wait()
+		return err
+	}
 	if e.eos && !errors.Is(err, ErrFenced) {
 		// Commit the last transaction on a clean stop, abort it after a
 		// failure; either way the tasks end with empty buffers. A fenced

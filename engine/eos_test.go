@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"errors"
 	"maps"
 	"math/rand/v2"
 	"strconv"
@@ -78,4 +79,54 @@ func checkSequences(t *testing.T, c *cluster, want map[string]int64) {
 		next[w] = n
 	}
 	equalCounts(t, "output sequences", next, want)
+}
+
+// TestCrashBetweenKafkaAndRocksDB kills the engine (in process, at a chosen
+// moment) after a transaction committed in Kafka and before its RocksDB
+// batches: the restart replays that transaction's changelog records, and
+// only those, and every output is still there exactly once.
+func TestCrashBetweenKafkaAndRocksDB(t *testing.T) {
+	c := newCluster(t, "sentences", "words", "word-counts")
+	dir := t.TempDir()
+	a := newWordcount(t, c, dir)
+	a.cfg.Guarantee = engine.ExactlyOnce
+	a.cfg.CommitInterval = 100 * time.Millisecond
+	rng := rand.New(rand.NewPCG(5, 6))
+	want := map[string]int64{}
+	c.produce(t, "sentences", sentences(rng, 5_000, want))
+
+	crashed := false
+	a.setup = func(e *engine.Engine) { engine.CrashAfterCommit(e, 1) }
+	stop := a.start(t)
+	select {
+	case err := <-a.failed:
+		if !errors.Is(err, engine.ErrCrashed) {
+			t.Fatalf("run ended with %v, want the simulated crash", err)
+		}
+		crashed = true
+	case <-time.After(time.Minute):
+	}
+	stop()
+	if !crashed {
+		t.Fatal("the engine committed no transaction with changes")
+	}
+
+	a.setup = nil
+	stop = a.start(t)
+	a.waitRunning(t, partitions)
+	waitOutputs(t, c, want)
+	if err := stop(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	restored := a.restoredTotal()
+	if restored == 0 {
+		t.Error("the restart replayed nothing, but the stores missed a committed transaction")
+	}
+	// One transaction's changelog holds at most one record per word.
+	if restored > int64(len(want)) {
+		t.Errorf("the restart replayed %d records; one transaction holds at most %d", restored, len(want))
+	}
+	t.Logf("restart replayed %d changelog records", restored)
+	checkSequences(t, c, want)
+	equalCounts(t, "store counts", storeCounts(t, dir), want)
 }

@@ -39,6 +39,9 @@ import (
 // application's transactional identity.
 var ErrFenced = errors.New("engine: fenced by a newer instance with the same transactional id")
 
+// errCrashed ends Run like a crash, in tests: nothing more is written.
+var errCrashed = errors.New("engine: simulated crash")
+
 type txnPhase int
 
 const (
@@ -134,6 +137,11 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
 		}
 		return fmt.Errorf("end transaction: %w", err)
 	}
+	if committed && e.crashAfterCommit != nil && e.crashAfterCommit(preparedChanges(ts)) {
+		// Test fault: the process dies between the Kafka commit and the
+		// RocksDB batches.
+		return errCrashed
+	}
 	if committed {
 		err = e.phase(ts, txnCommitted)
 	} else {
@@ -143,6 +151,16 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
 		}
 	}
 	return errors.Join(perr, err)
+}
+
+// preparedChanges counts the changelog records of a prepared transaction;
+// the replies of the prepare phase ordered the tasks' writes before this.
+func preparedChanges(ts []*task) int {
+	n := 0
+	for _, t := range ts {
+		n += t.preparedChanges
+	}
+	return n
 }
 
 // phase sends one commit phase to every task and waits for all of them.
