@@ -317,12 +317,23 @@ func (e *Engine) poll(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			return nil
 		}
+		var fenced error
 		fetches.EachError(func(topic string, p int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return
+			switch {
+			case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			case errors.Is(err, kerr.FencedInstanceID):
+				// Another process joined with our instance_id: it owns
+				// our partitions now.
+				fenced = err
+			default:
+				e.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 			}
-			e.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 		})
+		if fenced != nil {
+			e.cl.AllowRebalance()
+			e.log.Error("fenced: another instance joined the group with instance_id "+e.cfg.InstanceID+"; stopping", "err", fenced)
+			return fmt.Errorf("%w: instance_id %s: %w", ErrFenced, e.cfg.InstanceID, fenced)
+		}
 		e.mu.Lock()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {

@@ -35,9 +35,9 @@ import (
 // committed, and nothing else. An aborted transaction never reaches
 // RocksDB, so a store is never wiped.
 
-// ErrFenced is returned by Run when another process took over the
-// application's transactional identity.
-var ErrFenced = errors.New("engine: fenced by a newer instance with the same transactional id")
+// ErrFenced is returned by Run when another process took over this one's
+// identity: its instance_id in the group, or its transactional id.
+var ErrFenced = errors.New("engine: fenced by a newer instance with the same identity")
 
 // errCrashed ends Run like a crash, in tests: nothing more is written.
 var errCrashed = errors.New("engine: simulated crash")
