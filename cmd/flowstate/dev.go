@@ -156,7 +156,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 			inputs := inputTopics(cfg.Engine)
 			log.Info("waiting until the inputs are processed", "group", cfg.Engine.ApplicationID, "inputs", inputs)
-			if err := waitCaughtUp(engCtx, adm, cfg.Engine.ApplicationID, inputs, waitTimeout, log); err != nil {
+			if err := waitCaughtUp(engCtx, adm, cfg.Engine.ApplicationID, inputs, transactional(cfg.Engine), waitTimeout, log); err != nil {
 				return err
 			}
 			log.Info("inputs processed, stopping")
@@ -303,13 +303,13 @@ func (p *feedTopicPartitioner) Partition(r *kgo.Record, n int) int {
 
 // waitCaughtUp polls until group has committed the end offset of every
 // partition of topics, or timeout passes.
-func waitCaughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string, timeout time.Duration, log *slog.Logger) error {
+func waitCaughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string, txn map[string]bool, timeout time.Duration, log *slog.Logger) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
 	for {
-		done, status, err := caughtUp(wctx, adm, group, topics)
+		done, status, err := caughtUp(wctx, adm, group, topics, txn)
 		if err != nil {
 			status = err.Error()
 		}
@@ -336,10 +336,11 @@ func waitCaughtUp(ctx context.Context, adm *kadm.Client, group string, topics []
 // reads its own outputs (as wordcount reads words), their end offsets are
 // listed after they were written.
 //
-// Under exactly_once a transaction's commit marker takes an offset after the
-// last record, which a consumer never commits; this check does not allow for
-// that yet.
-func caughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string) (bool, string, error) {
+// Under exactly_once a transaction's commit marker takes the offset after
+// the last record of a partition the application writes, and a consumer
+// commits the offset after its last record, not after the marker: for the
+// topics in txn, a committed offset one below the end is caught up.
+func caughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string, txn map[string]bool) (bool, string, error) {
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err == nil {
 		err = committed.Error()
@@ -377,6 +378,9 @@ func caughtUp(ctx context.Context, adm *kadm.Client, group string, topics []stri
 		at := int64(0)
 		if ok {
 			at = c.At
+		}
+		if txn[o.Topic] && at == o.Offset-1 {
+			return // only the last transaction's marker is left
 		}
 		if at < o.Offset {
 			behind = append(behind, fmt.Sprintf("%s/%d at %d of %d", o.Topic, o.Partition, at, o.Offset))
@@ -467,4 +471,20 @@ func readLatest(ctx context.Context, adm *kadm.Client, brokers []string, topic s
 		})
 	}
 	return latest, records, nil
+}
+
+// transactional returns the input topics that the application itself
+// writes inside transactions: under exactly_once, its outputs that are
+// also inputs.
+func transactional(cfg engine.Config) map[string]bool {
+	m := map[string]bool{}
+	if cfg.Guarantee != engine.ExactlyOnce {
+		return m
+	}
+	for _, p := range cfg.Pipelines {
+		for _, t := range p.Outputs {
+			m[t] = true
+		}
+	}
+	return m
 }
