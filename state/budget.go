@@ -104,6 +104,14 @@ func (b *Budget) apply(opts *grocksdb.Options) error {
 	}
 	bbto := grocksdb.NewDefaultBlockBasedTableOptions()
 	bbto.SetBlockCache(b.cache)
+	// A processor reads a key per record, most of them point lookups of
+	// keys written since the last flush or absent: a full bloom filter per
+	// SST file answers most of those without reading a data block. Index
+	// and filter blocks live in the shared cache, so the budget covers
+	// them; L0's stay pinned, as they are read by every lookup.
+	bbto.SetFilterPolicy(grocksdb.NewBloomFilterFull(10))
+	bbto.SetCacheIndexAndFilterBlocks(true)
+	bbto.SetPinL0FilterAndIndexBlocksInCache(true)
 	// RocksDB copies the table options into the table factory, which holds
 	// its own reference to the cache.
 	opts.SetBlockBasedTableFactory(bbto)
