@@ -45,6 +45,7 @@ Commands:
            --feed TOPIC=FILE produces lines, --print TOPIC shows the latest values,
            --exit-when-done stops once every input record is processed
   broker   run the embedded broker alone
+  bench    benchmarks: flowstate bench process
   version  print the version
   help     print this help, or a command's flags: flowstate help dev
 
@@ -62,6 +63,7 @@ var commands = map[string]struct {
 	"run":    {runRun, func() *pflag.FlagSet { fs, _ := newRunFlags(); return fs }},
 	"dev":    {runDev, func() *pflag.FlagSet { fs, _ := newDevFlags(); return fs }},
 	"broker": {runBroker, func() *pflag.FlagSet { fs, _ := newBrokerFlags(); return fs }},
+	"bench":  {runBench, newBenchFlags},
 }
 
 func main() {
