@@ -8,7 +8,7 @@ TESTFLAGS ?= -timeout 25m
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps build plugins test demo bench crash clean
+.PHONY: all deps build plugins test fuzz demo bench crash clean
 
 all: build
 
@@ -32,6 +32,28 @@ test: build
 	cd abi && $(GO) vet ./... && $(GO) test ./...
 	cd sdk && $(GO) vet ./... && $(GO) test ./...
 	$(GO) test $(TESTFLAGS) ./...
+	$(call fuzz-each,5s)
+
+# FUZZ lists the fuzz targets as folder:Target; abi is its own module. Each
+# runs on its checked-in corpus (testdata/fuzz) and then for the given time;
+# `make test` gives each 5s, `make fuzz` FUZZTIME.
+FUZZ     := abi:FuzzBatchReader host:FuzzHostFunctions host:FuzzPrepareModule
+FUZZTIME ?= 2m
+
+define fuzz-each
+	@set -e; for t in $(FUZZ); do \
+		dir=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$dir $$name for $(1)"; \
+		if [ -f $$dir/go.mod ]; then \
+			(cd $$dir && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(1) -fuzzminimizetime 1s .); \
+		else \
+			$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(1) -fuzzminimizetime 1s ./$$dir; \
+		fi; \
+	done
+endef
+
+fuzz: deps
+	$(call fuzz-each,$(FUZZTIME))
 
 demo: build
 	./$(BIN)/flowstate dev -c examples/wordcount.yaml \

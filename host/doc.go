@@ -12,7 +12,9 @@
 // Compile checks a module against abi/SPEC.md before any task uses it: each
 // problem is a distinct error naming the module (ErrNotWasm,
 // ErrInvalidModule, ErrMissingExport, ErrExportSignature, ErrUnknownImport,
-// ErrImportSignature). The ABI version is returned by guest code, so
+// ErrImportSignature). Imports of tables, globals and tags, which wazero's
+// compiled module does not list, are found by reading the module's import
+// section (wasmcheck.go). The ABI version is returned by guest code, so
 // Instantiate checks it (ErrABIVersion), after running _initialize.
 //
 // # Batches
@@ -59,7 +61,13 @@
 // per distinct MemoryMB, all sharing one compilation cache), wall time per
 // guest call (wazero's WithCloseOnContextDone, so a looping guest stops),
 // output records and bytes per batch, key and value sizes, and open
-// iterators.
+// iterators. Tables live outside linear memory, and wazero bounds neither a
+// table's declared size nor table.grow (a guest of memory_mb 1 could take
+// gigabytes), so Compile refuses tables of more than 1<<20 elements in all
+// and gives each table a maximum within that (wasmcheck.go). A panic in a
+// host function, which wazero recovers and returns like a trap, fails the
+// batch with ErrInternal, not ErrTrap: it is the host's fault, not the
+// record's.
 //
 // # Ownership
 //

@@ -53,8 +53,10 @@ var (
 	// incomplete. The batch fails even if the guest then returned 0.
 	ErrOutputRefused = errors.New("host: write or output refused")
 	// ErrInternal: a host function failed on the host's side (a RocksDB
-	// error, returned to the guest as INTERNAL). The batch fails even if the
-	// guest then returned 0; it may succeed when retried.
+	// error, returned to the guest as INTERNAL), or panicked (a host bug,
+	// which wazero recovers). The batch fails even if the guest then
+	// returned 0; it may succeed when retried. It is never the guest's
+	// fault, so an error policy must not skip a record for it.
 	ErrInternal = errors.New("host: internal error in a host function")
 )
 

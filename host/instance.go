@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime"
 	"strings"
 	"sync/atomic"
 
@@ -268,6 +269,11 @@ func (i *Instance) callErr(ctx context.Context, err error) error {
 		default:
 			err = fmt.Errorf("%w with code %d", ErrExit, exit.ExitCode())
 		}
+	} else if _, ok := errors.AsType[runtime.Error](err); ok {
+		// wazero recovers a panic in a host function and returns it like a
+		// trap; the guest did nothing wrong, so it must not be treated as a
+		// poison record.
+		err = fmt.Errorf("%w: a host function panicked: %w", ErrInternal, err)
 	} else {
 		err = fmt.Errorf("%w: %w", ErrTrap, err)
 	}

@@ -32,8 +32,10 @@ var wasmHeader = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 
 // Compile compiles wasm, named name in errors and logs, and checks it
 // against SPEC.md: the exports flowstate_abi_version, flowstate_alloc,
-// flowstate_process and memory with their signatures, and imports only of
-// the flowstate functions and wasi_snapshot_preview1. Each problem is an
+// flowstate_process and memory with their signatures, imports only of the
+// flowstate functions and wasi_snapshot_preview1, and tables of at most
+// maxTableElements in all (each table is given a maximum, so that
+// table.grow cannot take host memory past it). Each problem is an
 // error wrapping one of ErrNotWasm, ErrInvalidModule, ErrMissingExport,
 // ErrExportSignature, ErrUnknownImport or ErrImportSignature, joined when
 // there are several. The ABI version needs running the guest, so Instantiate
@@ -51,11 +53,21 @@ func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte, lim Lim
 		return nil, fmt.Errorf("compile %s: %w", name, err)
 	}
 	start := time.Now()
-	cm, err := w.r.CompileModule(ctx, wasm)
+	prepared, problems, err := prepareModule(wasm) // wasmcheck.go
+	if err != nil {
+		// Not a module the walk understands: wazero says why, if it can.
+		if cm, werr := w.r.CompileModule(ctx, wasm); werr != nil {
+			err = werr
+		} else {
+			cm.Close(ctx)
+		}
+		return nil, fmt.Errorf("compile %s: %w: %w", name, ErrInvalidModule, err)
+	}
+	cm, err := w.r.CompileModule(ctx, prepared)
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w: %w", name, ErrInvalidModule, err)
 	}
-	if err := w.check(cm); err != nil {
+	if err := errors.Join(append(problems, w.check(cm))...); err != nil {
 		cm.Close(ctx)
 		return nil, fmt.Errorf("compile %s: %w", name, err)
 	}
