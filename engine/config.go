@@ -55,6 +55,15 @@ type Config struct {
 	Pipelines []Pipeline
 	// RocksDB is the memory budget shared by every store of the process.
 	RocksDB state.BudgetConfig
+	// Restore configures restoring stores from their changelogs.
+	Restore RestoreConfig
+	// StateCleanupDelay is how long the directory of a task that left the
+	// process (its partition was revoked, or the engine stopped) is kept
+	// before it is deleted, so that a task coming back within it restores
+	// only what its changelogs gained meanwhile (janitor.go). Directories
+	// found at startup are deleted if no task takes them within the delay.
+	// Default 10m. Kafka Streams: state.cleanup.delay.ms.
+	StateCleanupDelay time.Duration
 	// CreateTopics creates missing input and output topics (with
 	// TopicPartitions partitions) instead of failing. Changelog topics are
 	// always created when missing. Used by `flowstate dev`.
@@ -85,6 +94,12 @@ type Pipeline struct {
 	MaxBatchRecords int
 	// Limits are the module's sandbox limits.
 	Limits host.Limits
+	// OnError is what happens to a record the module fails on (a guest
+	// error, a trap, a timeout, a limit hit): stop the task (fail, the
+	// default), skip the record, or write it to the dead-letter topic
+	// (dead_letter); see onerror.go. Kafka Streams:
+	// processing.exception.handler and errors.dead.letter.queue.topic.name.
+	OnError OnError
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -116,10 +131,17 @@ func (c *Config) EnsureDefaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	c.RocksDB.EnsureDefaults()
+	c.Restore.EnsureDefaults()
+	if c.StateCleanupDelay == 0 {
+		c.StateCleanupDelay = 10 * time.Minute
+	}
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]
 		if p.MaxBatchRecords == 0 {
 			p.MaxBatchRecords = 1000
+		}
+		if p.OnError == "" {
+			p.OnError = OnErrorFail
 		}
 		p.Limits.EnsureDefaults()
 	}
@@ -155,6 +177,10 @@ func (c *Config) Validate() error {
 	if err := c.RocksDB.Validate(); err != nil {
 		bad("rocksdb: %w", err)
 	}
+	errs = append(errs, c.Restore.validate()...)
+	if c.StateCleanupDelay < 0 {
+		bad("state_cleanup_delay: %s is negative", c.StateCleanupDelay)
+	}
 	names := map[string]bool{}
 	stores := map[string]string{}
 	for _, p := range c.Pipelines {
@@ -185,6 +211,9 @@ func (c *Config) Validate() error {
 		}
 		if err := p.Limits.Validate(); err != nil {
 			bad("%s.limits: %w", at, err)
+		}
+		if err := validateOnError(at, p.OnError); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -11,4 +11,12 @@
 // point loses nothing: the store is consistent as of its last batch, a
 // restart replays only the changelog records after that batch, and input
 // resumes from the later of the group's offset and the store's.
+//
+// A batch the module fails (a guest error, a trap, a timeout, a refused
+// write or emit) leaves nothing behind: the host rolls it back. Then the
+// pipeline's OnError decides: fail stops the task; skip and dead_letter run
+// the batch again in halves to find the records that fail on their own,
+// process every other record in order, and skip each failing one or write it
+// to the pipeline's dead-letter topic (onerror.go). A host-side failure
+// (INTERNAL) always stops the task: no record is dropped for it.
 package engine

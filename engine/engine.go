@@ -57,6 +57,9 @@ type Engine struct {
 	wg    sync.WaitGroup             // task goroutines
 
 	listener Listener
+
+	track tracker       // live tasks and restore counters, for Metrics and the janitor
+	turns chan struct{} // restore turns: Restore.MaxParallel slots
 }
 
 // pipeline is a configured pipeline and its compiled module.
@@ -132,6 +135,8 @@ func New(cfg Config) (*Engine, error) {
 			e.byTopic[t] = append(e.byTopic[t], p)
 		}
 	}
+	e.track.init(e.pipelines)
+	e.turns = make(chan struct{}, cfg.Restore.MaxParallel)
 	return e, nil
 }
 
@@ -245,7 +250,17 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	close(e.producerReady)
 	e.log.Info("engine started", "application_id", e.cfg.ApplicationID, "pipelines", len(e.pipelines), "inputs", inputs)
 
+	// The janitor deletes unused task directories while the engine polls
+	// (janitor.go); it stops before the tasks do.
+	janitorCtx, stopJanitor := context.WithCancel(ctx)
+	janitorDone := make(chan struct{})
+	go func(started time.Time) {
+		defer close(janitorDone)
+		e.janitor(janitorCtx, started)
+	}(time.Now())
 	err = e.poll(pollCtx)
+	stopJanitor()
+	<-janitorDone
 	if err == nil && ctx.Err() == nil {
 		err = context.Cause(pollCtx) // a task failed
 	}

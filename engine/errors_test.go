@@ -15,23 +15,25 @@ import (
 	"github.com/flowstate/flowstate/state"
 )
 
-// TestPoisonRecordFailsTask checks the default error policy: a batch whose
-// guest call fails (a guest error, or a module that dies) stops the engine
-// with an error naming the batch, after committing everything before that
-// batch and nothing after it.
+// TestPoisonRecordFailsTask checks error policy fail, the default: a batch
+// whose guest call fails (a guest error, or a module that dies) stops the
+// engine with an error naming the batch, after committing everything before
+// that batch and nothing after it.
 func TestPoisonRecordFailsTask(t *testing.T) {
 	for _, tc := range []struct {
 		name, value string
+		policy      engine.OnError
 		want        []string
 	}{
-		{"guest error", "poison", []string{"offset 50", "poison record at offset 57", "poison/"}},
-		{"module exit", "exit", []string{"offset 50", "exit", "poison/"}},
+		{"guest error", "poison", "", []string{"offset 50", "poison record at offset 57", "poison/"}},
+		{"module exit", "exit", "", []string{"offset 50", "exit", "poison/"}},
+		{"policy fail", "poison", engine.OnErrorFail, []string{"offset 50", "poison record at offset 57", "poison/"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testPoison(t, tc.value, tc.want) })
+		t.Run(tc.name, func(t *testing.T) { testPoison(t, tc.value, tc.policy, tc.want) })
 	}
 }
 
-func testPoison(t *testing.T, poison string, want []string) {
+func testPoison(t *testing.T, poison string, policy engine.OnError, want []string) {
 	c := newCluster(t, "in", "out")
 	var kvs [][2]string
 	for i := range 100 {
@@ -57,6 +59,7 @@ func testPoison(t *testing.T, poison string, want []string) {
 			Outputs:         []string{"out"},
 			Stores:          []string{"seen"},
 			MaxBatchRecords: 10,
+			OnError:         policy,
 		}},
 	}}
 	stop := a.start(t)

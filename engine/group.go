@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 
@@ -166,7 +168,7 @@ func (e *Engine) tasksOf(parts map[string][]int32) []*task {
 // their durable offsets to the group, and forgets them. e.mu is held.
 func (e *Engine) stopTasks(ctx context.Context, ts []*task, commit bool) error {
 	var errs []error
-	for _, t := range ts {
+	for _, t := range abortRestores(ts) {
 		if err := t.stop(ctx, commit); err != nil {
 			errs = append(errs, err)
 		}
@@ -199,4 +201,28 @@ func (e *Engine) stopTasks(ctx context.Context, ts []*task, commit bool) error {
 // taskDir is where a task's RocksDB lives.
 func (e *Engine) taskDir(k taskKey) string {
 	return filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID, k.pipeline+"-"+strconv.Itoa(int(k.partition)))
+}
+
+// abortRestores cancels the restores of ts at once, so that they end
+// together rather than one after another, and returns ts with the running
+// tasks first: their final commits do not wait for restores to wind down.
+func abortRestores(ts []*task) []*task {
+	for _, t := range ts {
+		t.stopping.Store(true) // before the state is read, as in stop
+		if t.State() != Running {
+			t.cancel()
+		}
+	}
+	ts = slices.Clone(ts)
+	slices.SortStableFunc(ts, func(a, b *task) int {
+		return cmp.Compare(rank(a.State() != Running), rank(b.State() != Running))
+	})
+	return ts
+}
+
+func rank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

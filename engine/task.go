@@ -68,6 +68,7 @@ type task struct {
 	state    atomic.Int32
 	stopping atomic.Bool
 	restored atomic.Int64
+	rs       restoreStatus // for Metrics
 	ctx      context.Context // the task's life: not canceled by Run's ctx, so a final commit can produce
 	cancel   context.CancelFunc
 	err      error // set before done closes
@@ -128,6 +129,7 @@ func (e *Engine) newTask(pl *pipeline, partition int32) *task {
 		processed:      map[string]int64{},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.WithoutCancel(e.runCtx))
+	e.track.add(t) // before the directory opens: the janitor leaves it alone
 	t.db, t.openErr = state.Open(state.Config{
 		Dir:    e.taskDir(key),
 		Stores: pl.cfg.Stores,
@@ -135,6 +137,7 @@ func (e *Engine) newTask(pl *pipeline, partition int32) *task {
 		Logger: t.log,
 	})
 	if t.openErr == nil {
+		e.markOpen(t)
 		off, err := t.db.Offsets()
 		if err != nil {
 			t.openErr = err
@@ -214,6 +217,7 @@ func (t *task) stop(ctx context.Context, commit bool) error {
 // engine.
 func (t *task) run() error {
 	defer close(t.done)
+	defer t.e.track.remove(t) // after release has recorded the close time
 	defer t.cancel()
 	if err := t.start(); err != nil {
 		t.release()
@@ -299,13 +303,9 @@ func (t *task) start() error {
 			return t.ctx.Err()
 		}
 	}
-	res, err := restore.Restore(t.ctx, restore.Config{
-		ReadCommitted: t.e.eos,
-		Brokers:  t.e.cfg.Brokers,
-		Task:     t.name,
-		Logger:   t.log,
-		Listener: t.e.listener.Restore,
-	}, t.db, logs)
+	rc := t.restoreConfig() // restore.go
+	rc.ReadCommitted = t.e.eos
+	res, err := restore.Restore(t.ctx, rc, t.db, logs)
 	if err != nil {
 		return err
 	}
@@ -332,6 +332,7 @@ func (t *task) release() {
 		if err := t.db.Close(); err != nil {
 			t.log.Warn("close store", "err", err)
 		}
+		t.e.markClosed(t) // janitor.go
 	}
 }
 
@@ -389,6 +390,9 @@ func (t *task) processBatch(recs []*kgo.Record) error {
 	}
 	var err error
 	t.outs, err = t.inst.Process(t.ctx, t.recs, t.outs[:0])
+	if err != nil && t.pl.cfg.OnError != OnErrorFail && isolatable(err) {
+		err = t.isolate(recs, err) // onerror.go: skip or dead-letter the failing records
+	}
 	if err != nil {
 		first := recs[0]
 		// Commit everything before this batch so that nothing done is lost

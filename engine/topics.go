@@ -29,6 +29,9 @@ func (e *Engine) ensureTopics(ctx context.Context, cl *kgo.Client) error {
 		for _, t := range p.changelogs {
 			want[t] = true
 		}
+		if p.cfg.OnError == OnErrorDeadLetter {
+			want[e.cfg.DeadLetterTopic(p.cfg.Name)] = true
+		}
 	}
 	var names []string
 	for t := range want {
@@ -104,6 +107,13 @@ func (e *Engine) ensureTopics(ctx context.Context, cl *kgo.Client) error {
 				}
 			case n < inputParts:
 				errs = append(errs, fmt.Errorf("%s: changelog %s has %d partitions, fewer than the inputs' %d", at, t, n, inputParts))
+			}
+		}
+		if dlq := e.cfg.DeadLetterTopic(p.cfg.Name); p.cfg.OnError == OnErrorDeadLetter {
+			if _, ok := partitions(dlq); !ok {
+				if err := create(dlq, inputParts, nil); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", at, err))
+				}
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Listener receives progress events; its nil fields are skipped.
 	Listener Listener
+	// OnTruncated is what to do when records after a store's offset were
+	// deleted from its changelog. Default TruncatedRebuild.
+	OnTruncated TruncatedPolicy
+	// ProgressInterval is the period of the "restore progress" log lines
+	// while records are replayed. Default DefaultProgressInterval; negative
+	// turns them off.
+	ProgressInterval time.Duration
+	// Acquire, when set, is called once the changelogs' offsets are listed
+	// and only if there is something to replay, before the Begin event. It
+	// may block (the engine bounds how many tasks replay at once with it);
+	// an error ends the restore. Release is called when the restore ends.
+	Acquire func(ctx context.Context) (release func(), err error)
 }
 
 // Listener receives restore progress. Each non-nil function is called from
@@ -93,6 +106,9 @@ func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (R
 	if cfg.FetchMaxBytes == 0 {
 		cfg.FetchMaxBytes = 64 << 20
 	}
+	if err := cfg.OnTruncated.Validate(); err != nil {
+		return Result{}, fmt.Errorf("restore %s: on_truncated: %w", cfg.Task, err)
+	}
 	if len(logs) == 0 {
 		return Result{}, nil
 	}
@@ -131,12 +147,15 @@ func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (R
 		b := bounds[l.Topic]
 		name := stores[l.Store]
 		next := stored.Changelog[name]
-		if next < b.start {
-			if next > 0 {
-				// Records the store never saw were deleted from the changelog.
-				cfg.Logger.Warn("changelog truncated below the store's offset; restoring from the log start",
-					"store", name, "topic", l.Topic, "stored_offset", next, "log_start", b.start)
+		if next > 0 && next < b.start {
+			// Records the store never saw were deleted from the changelog
+			// (DeleteRecords or retention): resuming at the log start
+			// would leave a gap.
+			if err := truncated(cfg, db, l, name, next, b.start); err != nil {
+				return Result{}, err
 			}
+		}
+		if next < b.start {
 			next = b.start
 		}
 		if next >= b.end {
@@ -147,6 +166,14 @@ func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (R
 		begin0.End[l.Topic] = b.end
 		begin0.Remaining += b.end - next
 	}
+	if len(plans) > 0 && cfg.Acquire != nil {
+		release, err := cfg.Acquire(ctx)
+		if err != nil {
+			return Result{}, fmt.Errorf("restore %s: %w", cfg.Task, err)
+		}
+		defer release()
+		begin = time.Now() // Took and the rate count the replay, not the wait
+	}
 	if len(plans) > 0 {
 		cfg.Logger.Info("restore begin", "task", cfg.Task, "offsets", begin0.Remaining)
 	}
@@ -155,7 +182,21 @@ func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (R
 	}
 	var res Result
 	if len(plans) > 0 {
+		var plog *progressLog
+		if cfg.ProgressInterval >= 0 {
+			plog = startProgressLog(cfg.Logger, cfg.Task, begin0.Remaining, begin, cmp.Or(cfg.ProgressInterval, DefaultProgressInterval))
+			batch := cfg.Listener.Batch
+			cfg.Listener.Batch = func(b BatchInfo) {
+				plog.batch(b)
+				if batch != nil {
+					batch(b)
+				}
+			}
+		}
 		res, err = replay(ctx, cfg, db, cl, plans, begin0.Remaining, begin)
+		if plog != nil {
+			plog.close()
+		}
 		if err == nil {
 			err = db.Flush()
 		}

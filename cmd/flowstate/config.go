@@ -98,6 +98,11 @@ type pipelineConfig struct {
 	MaxBatchRecords int `koanf:"max_batch_records"`
 	// Limits are the module's sandbox limits.
 	Limits limitsConfig `koanf:"limits"`
+	// OnError is fail (default: the task stops), skip (the failing record
+	// is skipped) or dead_letter (it is written to
+	// <application_id>-<pipeline>-dlq). Kafka Streams:
+	// processing.exception.handler.
+	OnError string `koanf:"on_error"`
 }
 
 // limitsConfig is the YAML form of host.Limits; zero fields take the
@@ -310,6 +315,7 @@ func (fc *fileConfig) engineConfig() engine.Config {
 			Outputs:         p.Outputs,
 			Stores:          p.Stores,
 			MaxBatchRecords: p.MaxBatchRecords,
+			OnError:         engine.OnError(p.OnError),
 			Limits: host.Limits{
 				MemoryMB:         p.Limits.MemoryMB,
 				CallTimeout:      p.Limits.CallTimeout,

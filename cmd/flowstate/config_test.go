@@ -86,6 +86,7 @@ pipelines:
 				check(t, "max_batch_records", p.MaxBatchRecords, 1000)
 				check(t, "limits.call_timeout", p.Limits.CallTimeout, host.DefaultCallTimeout)
 				check(t, "limits.memory_mb", p.Limits.MemoryMB, host.DefaultMemoryMB)
+				check(t, "on_error", p.OnError, engine.OnErrorFail)
 			},
 		},
 		{
@@ -108,6 +109,7 @@ pipelines:
     outputs: [o]
     stores: [s1, s2]
     max_batch_records: 10
+    on_error: dead_letter
     limits: {memory_mb: 64, call_timeout: 2s, max_output_records: 5, max_output_bytes: 6, max_key_bytes: 7, max_value_bytes: 8, max_open_iterators: 9}
 dev: {partitions: 8, port: 19092}
 `,
@@ -127,6 +129,7 @@ dev: {partitions: 8, port: 19092}
 				check(t, "name", p.Name, "alpha")
 				check(t, "stores", strings.Join(p.Stores, ","), "s1,s2")
 				check(t, "max_batch_records", p.MaxBatchRecords, 10)
+				check(t, "on_error", p.OnError, engine.OnErrorDeadLetter)
 				check(t, "limits", p.Limits, host.Limits{
 					MemoryMB: 64, CallTimeout: 2 * time.Second, MaxOutputRecords: 5, MaxOutputBytes: 6,
 					MaxKeyBytes: 7, MaxValueBytes: 8, MaxOpenIterators: 9,
@@ -158,6 +161,11 @@ dev: {partitions: 8, port: 19092}
 			name: "bad guarantee",
 			yaml: base + "processing_guarantee: twice\n",
 			errs: []string{`processing_guarantee: "twice" is not at_least_once or exactly_once`},
+		},
+		{
+			name: "bad error policy",
+			yaml: base + "    on_error: ignore\n",
+			errs: []string{`pipelines.wordcount.on_error: "ignore" is not fail, skip or dead_letter`},
 		},
 		{
 			name: "bad log level",

@@ -1,0 +1,179 @@
+package engine
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Metrics is a snapshot of the engine: its tasks and its counters, for an
+// exporter, a status page or a progress display. Counters count from New.
+type Metrics struct {
+	// Restore sums the restore metrics of every pipeline.
+	Restore RestoreMetrics
+	// Pipelines has one entry per pipeline, in config order.
+	Pipelines []PipelineMetrics
+	// Tasks are the tasks of the process, by pipeline and partition.
+	Tasks []TaskInfo
+}
+
+// PipelineMetrics are the metrics of one pipeline.
+type PipelineMetrics struct {
+	Pipeline string
+	Restore  RestoreMetrics
+}
+
+// RestoreMetrics describe restores: the gauges those in progress now, the
+// counters every restore since New.
+type RestoreMetrics struct {
+	// Tasks is the number of tasks RESTORING now, Waiting those of them
+	// waiting for a turn (restore.max_parallel).
+	Tasks, Waiting int
+	// Remaining is the changelog offsets the restoring tasks have left to
+	// replay, as far as known (a task knows once it has listed its
+	// changelogs).
+	Remaining int64
+	// Rate is the records per second the restoring tasks replay, each at
+	// its average since its restore began.
+	Rate float64
+	// Records counts the changelog records replayed (a counter, growing
+	// during a restore).
+	Records int64
+	// Restores counts the finished restores, also those with nothing to
+	// replay, and Duration their total wall time (counters).
+	Restores int64
+	Duration time.Duration
+}
+
+// TaskInfo describes one task.
+type TaskInfo struct {
+	Task      string // pipeline/partition, as in logs
+	Pipeline  string
+	Partition int32
+	State     TaskState
+	// Restore is the task's current restore, or its last one.
+	Restore TaskRestore
+}
+
+// TaskRestore is the progress of one task's restore.
+type TaskRestore struct {
+	// Waiting is set while the task waits for a turn to replay.
+	Waiting bool
+	// Restored is the records replayed so far.
+	Restored int64
+	// Remaining is the offsets left to replay: 0 when done, -1 while not
+	// known yet.
+	Remaining int64
+	// Rate is the average records per second of a restore in progress; 0
+	// once it has ended.
+	Rate float64
+	// Took is the wall time of the replay so far, or of the whole restore
+	// once it has ended.
+	Took time.Duration
+	// ETA estimates the time left: 0 when done, -1 when unknown.
+	ETA time.Duration
+}
+
+// tracker holds what Metrics reports that outlives tasks, and the set of
+// live tasks. Its lock is its own, held briefly and never while calling
+// out, so that Metrics does not wait for a rebalance or a commit. The
+// janitor holds it while it checks that a directory is unused and moves it
+// away, so that no task opens the directory meanwhile.
+type tracker struct {
+	mu     sync.Mutex
+	live   map[*task]struct{}         // from newTask until the task's goroutine ends
+	totals map[string]*RestoreMetrics // counters by pipeline
+}
+
+func (tr *tracker) init(pipelines []*pipeline) {
+	tr.live = map[*task]struct{}{}
+	tr.totals = map[string]*RestoreMetrics{}
+	for _, p := range pipelines {
+		tr.totals[p.cfg.Name] = &RestoreMetrics{}
+	}
+}
+
+func (tr *tracker) add(t *task) {
+	tr.mu.Lock()
+	tr.live[t] = struct{}{}
+	tr.mu.Unlock()
+}
+
+func (tr *tracker) remove(t *task) {
+	tr.mu.Lock()
+	delete(tr.live, t)
+	tr.mu.Unlock()
+}
+
+func (tr *tracker) restored(pipeline string, records int64) {
+	tr.mu.Lock()
+	tr.totals[pipeline].Records += records
+	tr.mu.Unlock()
+}
+
+func (tr *tracker) restoreEnded(pipeline string, took time.Duration) {
+	tr.mu.Lock()
+	m := tr.totals[pipeline]
+	m.Restores++
+	m.Duration += took
+	tr.mu.Unlock()
+}
+
+// Metrics returns a snapshot of the engine's tasks and counters. It is safe
+// to call from any goroutine, before, during and after Run, and does not
+// wait for the engine.
+func (e *Engine) Metrics() Metrics {
+	now := time.Now()
+	e.track.mu.Lock()
+	tasks := make([]*task, 0, len(e.track.live))
+	for t := range e.track.live {
+		tasks = append(tasks, t)
+	}
+	var m Metrics
+	byName := map[string]*RestoreMetrics{}
+	for _, p := range e.pipelines {
+		m.Pipelines = append(m.Pipelines, PipelineMetrics{Pipeline: p.cfg.Name, Restore: *e.track.totals[p.cfg.Name]})
+	}
+	e.track.mu.Unlock()
+	for i := range m.Pipelines {
+		byName[m.Pipelines[i].Pipeline] = &m.Pipelines[i].Restore
+	}
+
+	for _, t := range tasks {
+		info := TaskInfo{
+			Task:      t.name,
+			Pipeline:  t.key.pipeline,
+			Partition: t.key.partition,
+			State:     t.State(),
+			Restore:   t.rs.info(now),
+		}
+		m.Tasks = append(m.Tasks, info)
+		if info.State != Restoring {
+			continue
+		}
+		pm := byName[info.Pipeline]
+		pm.Tasks++
+		if info.Restore.Waiting {
+			pm.Waiting++
+		}
+		if info.Restore.Remaining > 0 {
+			pm.Remaining += info.Restore.Remaining
+		}
+		pm.Rate += info.Restore.Rate
+	}
+	slices.SortFunc(m.Tasks, func(a, b TaskInfo) int {
+		return cmp.Or(cmp.Compare(a.Pipeline, b.Pipeline), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.State, b.State))
+	})
+	for _, p := range m.Pipelines {
+		r := &m.Restore
+		r.Tasks += p.Restore.Tasks
+		r.Waiting += p.Restore.Waiting
+		r.Remaining += p.Restore.Remaining
+		r.Rate += p.Restore.Rate
+		r.Records += p.Restore.Records
+		r.Restores += p.Restore.Restores
+		r.Duration += p.Restore.Duration
+	}
+	return m
+}

@@ -1,0 +1,144 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flowstate/flowstate/abi"
+	"github.com/flowstate/flowstate/host"
+)
+
+// OnError is what a pipeline does with a record its module fails on.
+type OnError string
+
+// The error policies. Whatever the policy, a failed batch has none of its
+// writes or outputs applied (the host rolls the batch back) and a guest that
+// trapped, timed out or exited is replaced by a fresh instance.
+const (
+	// OnErrorFail stops the task with the error and the batch's offset;
+	// nothing past the batch is committed. The default.
+	OnErrorFail OnError = "fail"
+	// OnErrorSkip runs the failed batch again in halves until the records
+	// that fail on their own are found, processes every other record
+	// normally, and skips those, logging each.
+	OnErrorSkip OnError = "skip"
+	// OnErrorDeadLetter is OnErrorSkip, writing each failing record to the
+	// pipeline's dead-letter topic (Config.DeadLetterTopic) with the
+	// Header* headers added.
+	OnErrorDeadLetter OnError = "dead_letter"
+)
+
+// Headers added to a dead-letter record, after the record's own.
+const (
+	HeaderError     = "flowstate.error"     // why the record failed: the guest's error
+	HeaderTopic     = "flowstate.topic"     // the input topic
+	HeaderPartition = "flowstate.partition" // the input partition, decimal
+	HeaderOffset    = "flowstate.offset"    // the input offset, decimal
+)
+
+// maxErrorHeader caps HeaderError: a trap's error carries the guest's stack.
+const maxErrorHeader = 4 << 10
+
+func (p OnError) valid() bool {
+	return p == OnErrorFail || p == OnErrorSkip || p == OnErrorDeadLetter
+}
+
+// DeadLetterTopic returns the dead-letter topic of a pipeline,
+// <application_id>-<pipeline>-dlq. The engine creates it when missing, with
+// the partition count of the pipeline's inputs.
+func (c *Config) DeadLetterTopic(pipeline string) string {
+	return c.ApplicationID + "-" + pipeline + "-dlq"
+}
+
+// isolatable reports whether a batch failure is the guest's, so that the
+// failing records can be looked for: a guest error, a trap, a timeout, an
+// exit, a refused write or emit, a batch over the guest's memory. A host
+// failure (INTERNAL) or the task's context ending is not: no record is
+// skipped for those.
+func isolatable(err error) bool {
+	_, guest := errors.AsType[*host.GuestError](err)
+	return guest && !errors.Is(err, host.ErrInternal)
+}
+
+// isolate handles a batch that failed with err under the skip and
+// dead-letter policies. It runs the batch's records again in halves,
+// recursively and in order, so that every record that does not fail on its
+// own is processed (its outputs appended to t.outs) and every record that
+// does is rejected. It returns nil when the batch is done, or the error of
+// a failure that is not the guest's, after undoing what it did.
+func (t *task) isolate(recs []*kgo.Record, err error) error {
+	t.log.Warn("batch failed, looking for the failing records", "records", len(recs),
+		"topic", recs[0].Topic, "offset", recs[0].Offset, "err", err)
+	sp := t.db.Savepoint()
+	t.outs = t.outs[:0]
+	if err := t.bisect(recs, 0, len(recs), err); err != nil {
+		t.db.RollbackTo(sp)
+		t.db.Release(sp)
+		clear(t.outs)
+		t.outs = t.outs[:0]
+		return err
+	}
+	t.db.Release(sp)
+	return nil
+}
+
+// bisect processes recs[lo:hi] (and t.recs[lo:hi], their ABI form), which
+// failed together with err.
+func (t *task) bisect(recs []*kgo.Record, lo, hi int, err error) error {
+	if hi-lo == 1 {
+		t.reject(recs[lo], err)
+		return nil
+	}
+	mid := lo + (hi-lo)/2
+	for _, half := range [][2]int{{lo, mid}, {mid, hi}} {
+		var herr error
+		t.outs, herr = t.inst.Process(t.ctx, t.recs[half[0]:half[1]], t.outs)
+		switch {
+		case herr == nil:
+		case !isolatable(herr):
+			return herr
+		default:
+			if err := t.bisect(recs, half[0], half[1], herr); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// reject skips r, or queues it for the dead-letter topic, after it failed
+// on its own with err.
+func (t *task) reject(r *kgo.Record, err error) {
+	if t.pl.cfg.OnError != OnErrorDeadLetter {
+		t.log.Warn("record skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
+		return
+	}
+	msg := err.Error()
+	if len(msg) > maxErrorHeader {
+		msg = msg[:maxErrorHeader]
+	}
+	hs := make([]abi.Header, 0, len(r.Headers)+4)
+	for _, h := range r.Headers {
+		hs = append(hs, abi.Header{Key: h.Key, Value: h.Value})
+	}
+	hs = append(hs,
+		abi.Header{Key: HeaderError, Value: []byte(msg)},
+		abi.Header{Key: HeaderTopic, Value: []byte(r.Topic)},
+		abi.Header{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+		abi.Header{Key: HeaderOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+	)
+	dlq := t.e.cfg.DeadLetterTopic(t.pl.cfg.Name)
+	t.outs = append(t.outs, host.Output{Topic: dlq, Key: r.Key, Value: r.Value, Headers: hs})
+	t.log.Warn("record dead-lettered", "topic", r.Topic, "offset", r.Offset, "dlq", dlq, "err", err)
+}
+
+// validateOnError checks a pipeline's on_error.
+func validateOnError(at string, p OnError) error {
+	if p.valid() {
+		return nil
+	}
+	return fmt.Errorf("%s.on_error: %q is not %s, %s or %s", at, p, OnErrorFail, OnErrorSkip, OnErrorDeadLetter)
+}

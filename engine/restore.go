@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/flowstate/flowstate/restore"
+)
+
+// RestoreConfig configures how tasks restore their stores from the
+// changelogs. Zero fields take the defaults of EnsureDefaults.
+type RestoreConfig struct {
+	// FetchMaxBytes bounds one fetch response of a restore client, in bytes;
+	// each restoring task has its own client, apart from the processing
+	// consumer. Default 64 MiB. Kafka Streams: the restore consumer's
+	// fetch.max.bytes (restore.consumer.fetch.max.bytes).
+	FetchMaxBytes int
+	// MaxParallel is how many tasks of the process replay changelogs at
+	// once. A task waiting for a turn stays RESTORING; running tasks are
+	// not held up. A task with nothing to replay needs no turn. Default 2.
+	// Kafka Streams: none (each stream thread restores all its tasks).
+	MaxParallel int
+	// OnTruncated is what a restore does when records after a store's
+	// offset were deleted from its changelog (DeleteRecords, retention):
+	// rebuild (default) clears the store and restores it from the log
+	// start, fail fails the task with a *restore.TruncatedError. Kafka
+	// Streams: none (a TaskCorruptedException wipes the store).
+	OnTruncated restore.TruncatedPolicy
+	// ProgressInterval is the period of the "restore progress" log lines of
+	// each task while it replays. Default 5s; negative turns them off (the
+	// CLI does when it draws progress bars instead). Kafka Streams: none
+	// (a StateRestoreListener).
+	ProgressInterval time.Duration
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (c *RestoreConfig) EnsureDefaults() {
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = 64 << 20
+	}
+	if c.MaxParallel == 0 {
+		c.MaxParallel = 2
+	}
+	if c.OnTruncated == "" {
+		c.OnTruncated = restore.TruncatedRebuild
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = restore.DefaultProgressInterval
+	}
+}
+
+// validate returns one error per invalid field, named by its config key.
+func (c *RestoreConfig) validate() []error {
+	var errs []error
+	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("restore.fetch_max_bytes: %d is not between 1 KiB (1024) and 2 GiB", c.FetchMaxBytes))
+	}
+	if c.MaxParallel < 1 {
+		errs = append(errs, fmt.Errorf("restore.max_parallel: %d is not at least 1", c.MaxParallel))
+	}
+	if err := c.OnTruncated.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("restore.on_truncated: %w", err))
+	}
+	return errs
+}
+
+// restoreConfig is the restore.Config of the task's restore: the engine's
+// settings, a turn among MaxParallel, and a listener that keeps the task's
+// progress for Metrics before passing each event on.
+func (t *task) restoreConfig() restore.Config {
+	rc := t.e.cfg.Restore
+	return restore.Config{
+		Brokers:          t.e.cfg.Brokers,
+		FetchMaxBytes:    int32(rc.FetchMaxBytes),
+		OnTruncated:      rc.OnTruncated,
+		ProgressInterval: rc.ProgressInterval,
+		Task:             t.name,
+		Logger:           t.log,
+		Listener:         t.restoreListener(),
+		Acquire:          t.acquireTurn,
+	}
+}
+
+// acquireTurn waits for one of the engine's MaxParallel restore turns.
+func (t *task) acquireTurn(ctx context.Context) (release func(), err error) {
+	release = func() { <-t.e.turns }
+	select {
+	case t.e.turns <- struct{}{}:
+		return release, nil
+	default:
+	}
+	t.rs.setWaiting(true)
+	defer t.rs.setWaiting(false)
+	t.log.Info("restore waiting for a turn", "task", t.name, "max_parallel", cap(t.e.turns))
+	select {
+	case t.e.turns <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (t *task) restoreListener() restore.Listener {
+	user := t.e.listener.Restore
+	pipeline := t.pl.cfg.Name
+	return restore.Listener{
+		Begin: func(b restore.BeginInfo) {
+			t.rs.begin(b.Remaining)
+			if user.Begin != nil {
+				user.Begin(b)
+			}
+		},
+		Batch: func(b restore.BatchInfo) {
+			t.rs.batch(b.Restored, b.Remaining)
+			t.e.track.restored(pipeline, int64(b.Records))
+			if user.Batch != nil {
+				user.Batch(b)
+			}
+		},
+		End: func(i restore.EndInfo) {
+			t.rs.end(i.Restored)
+			t.e.track.restoreEnded(pipeline, i.Took)
+			if user.End != nil {
+				user.End(i)
+			}
+		},
+	}
+}
+
+// restoreStatus is a task's current or last restore, written from the
+// task's goroutine and read by Metrics.
+type restoreStatus struct {
+	mu        sync.Mutex
+	waiting   bool      // for a turn
+	begun     time.Time // Begin event; zero before
+	ended     time.Time // End event; zero while replaying
+	total     int64     // offsets to replay, from Begin
+	restored  int64     // records replayed
+	remaining int64     // offsets left
+}
+
+func (s *restoreStatus) setWaiting(w bool) {
+	s.mu.Lock()
+	s.waiting = w
+	s.mu.Unlock()
+}
+
+func (s *restoreStatus) begin(remaining int64) {
+	s.mu.Lock()
+	s.begun, s.ended = time.Now(), time.Time{}
+	s.total, s.remaining, s.restored = remaining, remaining, 0
+	s.mu.Unlock()
+}
+
+func (s *restoreStatus) batch(restored, remaining int64) {
+	s.mu.Lock()
+	s.restored, s.remaining = restored, remaining
+	s.mu.Unlock()
+}
+
+func (s *restoreStatus) end(restored int64) {
+	s.mu.Lock()
+	s.restored, s.ended = restored, time.Now() // an interrupted restore keeps its remaining count
+	s.mu.Unlock()
+}
+
+// info returns the task's TaskRestore as of now.
+func (s *restoreStatus) info(now time.Time) TaskRestore {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := TaskRestore{Waiting: s.waiting, Restored: s.restored, Remaining: -1, ETA: -1}
+	if s.begun.IsZero() {
+		return r
+	}
+	r.Remaining = s.remaining
+	end := now
+	if !s.ended.IsZero() {
+		end = s.ended
+	}
+	r.Took = end.Sub(s.begun)
+	switch {
+	case s.remaining == 0:
+		r.ETA = 0
+	case s.ended.IsZero() && r.Took > 0:
+		// Only a restore in progress has a rate: a finished one adds
+		// nothing to the process's current restore rate.
+		r.Rate = float64(s.restored) / r.Took.Seconds()
+		r.ETA = restore.ETA(s.total-s.remaining, s.remaining, r.Took)
+	}
+	return r
+}
