@@ -4,6 +4,7 @@
 //	flowstate run -c app.yaml        run against the configured brokers
 //	flowstate dev -c app.yaml        run against an embedded broker (kfake)
 //	flowstate broker --port 9092     the embedded broker alone
+//	flowstate conformance            the conformance suite (--guest FILE.wasm for an SDK)
 //	flowstate version
 //
 // Configuration is a YAML file (-c), overridden by FLOWSTATE_ environment
@@ -46,6 +47,9 @@ Commands:
            --exit-when-done stops once every input record is processed
   broker   run the embedded broker alone
   bench    benchmarks: flowstate bench process
+  conformance
+           the host conformance suite; --guest FILE.wasm checks an SDK's
+           conformance processor instead (conformance/SPEC.md)
   version  print the version
   help     print this help, or a command's flags: flowstate help dev
 
@@ -60,10 +64,11 @@ var commands = map[string]struct {
 	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	flags func() *pflag.FlagSet
 }{
-	"run":    {runRun, func() *pflag.FlagSet { fs, _ := newRunFlags(); return fs }},
-	"dev":    {runDev, func() *pflag.FlagSet { fs, _ := newDevFlags(); return fs }},
-	"broker": {runBroker, func() *pflag.FlagSet { fs, _ := newBrokerFlags(); return fs }},
-	"bench":  {runBench, newBenchFlags},
+	"run":         {runRun, func() *pflag.FlagSet { fs, _ := newRunFlags(); return fs }},
+	"dev":         {runDev, func() *pflag.FlagSet { fs, _ := newDevFlags(); return fs }},
+	"broker":      {runBroker, func() *pflag.FlagSet { fs, _ := newBrokerFlags(); return fs }},
+	"bench":       {runBench, newBenchFlags},
+	"conformance": {runConformance, func() *pflag.FlagSet { fs, _ := newConformanceFlags(); return fs }},
 }
 
 func main() {

@@ -1,0 +1,7 @@
+;; import_flowstate imports a flowstate function the ABI does not have.
+(module
+  (import "flowstate" "kv_scan" (func (param i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "flowstate_abi_version") (result i32) (i32.const 1))
+  (func (export "flowstate_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "flowstate_process") (param i32 i32) (result i32) (i32.const 0)))

@@ -1,0 +1,7 @@
+;; import_memory imports its memory instead of defining it.
+(module
+  (import "env" "mem" (memory 1))
+  (export "memory" (memory 0))
+  (func (export "flowstate_abi_version") (result i32) (i32.const 1))
+  (func (export "flowstate_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "flowstate_process") (param i32 i32) (result i32) (i32.const 0)))

@@ -1,0 +1,6 @@
+;; version2 is built for ABI version 2.
+(module
+  (memory (export "memory") 1)
+  (func (export "flowstate_abi_version") (result i32) (i32.const 2))
+  (func (export "flowstate_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "flowstate_process") (param i32 i32) (result i32) (i32.const 0)))
