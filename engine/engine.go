@@ -152,6 +152,17 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	pollCtx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
 	e.abort = abort
+	// A stop asked for while the engine is still starting (compiling,
+	// creating topics, joining) is a clean stop: nothing was processed, and
+	// the startup step's error is only the cancellation, often wrapped in a
+	// client's own error.
+	started := false
+	defer func() {
+		if !started && err != nil && ctx.Err() != nil {
+			e.log.Info("engine stopped while starting", "err", err)
+			err = nil
+		}
+	}()
 
 	if err := os.MkdirAll(e.cfg.StateDir, 0o755); err != nil {
 		return fmt.Errorf("state_dir: %w", err)
@@ -248,6 +259,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		}
 	}
 	close(e.producerReady)
+	started = true
 	e.log.Info("engine started", "application_id", e.cfg.ApplicationID, "pipelines", len(e.pipelines), "inputs", inputs)
 
 	// The janitor deletes unused task directories while the engine polls

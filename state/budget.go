@@ -133,3 +133,22 @@ func (b *Budget) usage() (cache, memtables uint64) {
 	}
 	return b.cache.GetUsage(), b.wbm.memoryUsage()
 }
+
+// Usage is the memory a Budget's databases hold now.
+type Usage struct {
+	// CacheBytes is the block cache's usage, which includes the memtables'
+	// charge (the write buffer manager reserves their size in the cache).
+	CacheBytes uint64
+	// MemtableBytes is the memtable memory of all the databases.
+	MemtableBytes uint64
+}
+
+// Usage returns what the budget's cache and memtables hold now; zero after
+// Close.
+func (b *Budget) Usage() Usage {
+	c, m := b.usage()
+	return Usage{CacheBytes: c, MemtableBytes: m}
+}
+
+// Config returns the budget's configuration, defaults applied.
+func (b *Budget) Config() BudgetConfig { return b.cfg }

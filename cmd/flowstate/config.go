@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
 )
 
@@ -59,8 +61,18 @@ type fileConfig struct {
 	// SessionTimeout is how long the group waits for a silent member before
 	// moving its partitions. Default 45s. Kafka Streams: session.timeout.ms.
 	SessionTimeout time.Duration `koanf:"session_timeout"`
+	// StateCleanupDelay is how long the directory of a task that left the
+	// process is kept before it is deleted, so that a task that comes back
+	// restores only the delta. Default 10m. Kafka Streams:
+	// state.cleanup.delay.ms.
+	StateCleanupDelay time.Duration `koanf:"state_cleanup_delay"`
+	// HTTPAddr, host:port, serves /metrics (Prometheus text) and /status
+	// (JSON, read by `flowstate status`). Default "" (no server).
+	HTTPAddr string `koanf:"http_addr"`
 	// RocksDB is the memory budget shared by every store of the process.
 	RocksDB rocksDBConfig `koanf:"rocksdb"`
+	// Restore configures restoring stores from their changelogs.
+	Restore restoreConfig `koanf:"restore"`
 	// Pipelines maps a pipeline name to its pipeline. A map, not a list, so
 	// that FLOWSTATE_PIPELINES__<NAME>__<KEY> can address one pipeline;
 	// environment variables are lower-cased, so they reach only pipelines
@@ -79,6 +91,22 @@ type rocksDBConfig struct {
 	// MaxOpenFiles limits the open SST files of each database; -1 is no
 	// limit. Default -1.
 	MaxOpenFiles int `koanf:"max_open_files"`
+}
+
+// restoreConfig is the YAML form of engine.RestoreConfig; zero fields take
+// its defaults.
+type restoreConfig struct {
+	// FetchMaxBytes bounds one fetch of a restore client, in bytes.
+	// Default 64 MiB. Kafka Streams: restore.consumer.fetch.max.bytes.
+	FetchMaxBytes int `koanf:"fetch_max_bytes"`
+	// MaxParallel is how many tasks replay changelogs at once. Default 2.
+	MaxParallel int `koanf:"max_parallel"`
+	// OnTruncated is rebuild (default) or fail: what a restore does when
+	// records after a store's offset were deleted from its changelog.
+	OnTruncated string `koanf:"on_truncated"`
+	// ProgressInterval is the period of "restore progress" log lines.
+	// Default 5s; a negative value turns them off.
+	ProgressInterval time.Duration `koanf:"progress_interval"`
 }
 
 // pipelineConfig is the YAML form of engine.Pipeline; its name is its key
@@ -130,6 +158,7 @@ type devConfig struct {
 type config struct {
 	Engine   engine.Config // Logger unset
 	LogLevel slog.Level
+	HTTPAddr string
 	Dev      devConfig
 }
 
@@ -139,6 +168,7 @@ var flagKeys = map[string]string{
 	"brokers":    "brokers",
 	"state-dir":  "state_dir",
 	"log-level":  "log_level",
+	"http-addr":  "http_addr",
 	"port":       "dev.port",
 	"partitions": "dev.partitions",
 }
@@ -149,6 +179,7 @@ func addConfigFlags(fs *pflag.FlagSet) *string {
 	fs.StringSlice("brokers", nil, "seed brokers, host:port (key brokers)")
 	fs.String("state-dir", "", "state directory (key state_dir)")
 	fs.String("log-level", "", "debug, info, warn or error (key log_level)")
+	fs.String("http-addr", "", "serve /metrics and /status on `host:port` (key http_addr)")
 	return path
 }
 
@@ -250,7 +281,7 @@ func unmarshal(ko *koanf.Koanf, path string, out any) error {
 // With dev set, the brokers are the embedded broker's.
 func (fc *fileConfig) validate(dev bool) (*config, []error) {
 	var errs []error
-	cfg := &config{Engine: fc.engineConfig(), Dev: fc.Dev}
+	cfg := &config{Engine: fc.engineConfig(), Dev: fc.Dev, HTTPAddr: fc.HTTPAddr}
 	cfg.Engine.EnsureDefaults()
 	if dev {
 		// Replaced by the embedded broker's address once it listens.
@@ -269,6 +300,13 @@ func (fc *fileConfig) validate(dev bool) (*config, []error) {
 	cfg.LogLevel = level
 	if cfg.Dev.Partitions < 0 {
 		errs = append(errs, fmt.Errorf("dev.partitions: %d is negative", cfg.Dev.Partitions))
+	}
+	if cfg.HTTPAddr != "" {
+		if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("http_addr: %q is not host:port", cfg.HTTPAddr))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("http_addr: %q has no valid port", cfg.HTTPAddr))
+		}
 	}
 	if cfg.Dev.Port < 0 || cfg.Dev.Port > 65535 {
 		errs = append(errs, fmt.Errorf("dev.port: %d is not a port (0 picks a free one)", cfg.Dev.Port))
@@ -300,6 +338,13 @@ func (fc *fileConfig) engineConfig() engine.Config {
 			WriteBufferMB: fc.RocksDB.WriteBufferMB,
 			MaxOpenFiles:  fc.RocksDB.MaxOpenFiles,
 		},
+		Restore: engine.RestoreConfig{
+			FetchMaxBytes:    fc.Restore.FetchMaxBytes,
+			MaxParallel:      fc.Restore.MaxParallel,
+			OnTruncated:      restore.TruncatedPolicy(fc.Restore.OnTruncated),
+			ProgressInterval: fc.Restore.ProgressInterval,
+		},
+		StateCleanupDelay: fc.StateCleanupDelay,
 	}
 	names := make([]string, 0, len(fc.Pipelines))
 	for name := range fc.Pipelines {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/restore"
 )
 
 // clearEnv removes every FLOWSTATE_ variable for the test, restoring them
@@ -87,6 +88,12 @@ pipelines:
 				check(t, "limits.call_timeout", p.Limits.CallTimeout, host.DefaultCallTimeout)
 				check(t, "limits.memory_mb", p.Limits.MemoryMB, host.DefaultMemoryMB)
 				check(t, "on_error", p.OnError, engine.OnErrorFail)
+				check(t, "state_cleanup_delay", e.StateCleanupDelay, 10*time.Minute)
+				check(t, "http_addr", c.HTTPAddr, "")
+				check(t, "restore", e.Restore, engine.RestoreConfig{
+					FetchMaxBytes: 64 << 20, MaxParallel: 2, OnTruncated: restore.TruncatedRebuild,
+					ProgressInterval: restore.DefaultProgressInterval,
+				})
 			},
 		},
 		{
@@ -99,6 +106,9 @@ commit_interval: 250ms
 processing_guarantee: exactly_once
 log_level: debug
 rocksdb: {block_cache_mb: 32, write_buffer_mb: 16, max_open_files: 100}
+state_cleanup_delay: 1h
+http_addr: 127.0.0.1:9100
+restore: {fetch_max_bytes: 1048576, max_parallel: 4, on_truncated: fail, progress_interval: -1s}
 pipelines:
   zeta:
     module: ` + other + `
@@ -124,6 +134,11 @@ dev: {partitions: 8, port: 19092}
 				check(t, "rocksdb.max_open_files", e.RocksDB.MaxOpenFiles, 100)
 				check(t, "dev.partitions", c.Dev.Partitions, 8)
 				check(t, "dev.port", c.Dev.Port, 19092)
+				check(t, "state_cleanup_delay", e.StateCleanupDelay, time.Hour)
+				check(t, "http_addr", c.HTTPAddr, "127.0.0.1:9100")
+				check(t, "restore", e.Restore, engine.RestoreConfig{
+					FetchMaxBytes: 1 << 20, MaxParallel: 4, OnTruncated: restore.TruncatedFail, ProgressInterval: -time.Second,
+				})
 				check(t, "pipelines", len(e.Pipelines), 2)
 				p := e.Pipelines[0] // sorted by name
 				check(t, "name", p.Name, "alpha")
@@ -166,6 +181,17 @@ dev: {partitions: 8, port: 19092}
 			name: "bad error policy",
 			yaml: base + "    on_error: ignore\n",
 			errs: []string{`pipelines.wordcount.on_error: "ignore" is not fail, skip or dead_letter`},
+		},
+		{
+			name: "bad restore settings",
+			yaml: base + "restore: {fetch_max_bytes: 10, max_parallel: -1, on_truncated: ignore}\nstate_cleanup_delay: -1s\nhttp_addr: nowhere\n",
+			errs: []string{
+				"http_addr: \"nowhere\" is not host:port",
+				"restore.fetch_max_bytes: 10 is not between 1 KiB (1024) and 2 GiB",
+				"restore.max_parallel: -1 is not at least 1",
+				`restore.on_truncated: "ignore" is not rebuild or fail`,
+				"state_cleanup_delay: -1s is negative",
+			},
 		},
 		{
 			name: "bad log level",

@@ -87,7 +87,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	w, log := newWatch(cfg, stdout, stderr)
+	defer w.stop()
 
 	brokerDir := filepath.Join(cfg.Engine.StateDir, "broker")
 	broker, addr, err := startBroker(brokerConfig{
@@ -110,8 +111,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.Engine.TopicPartitions = cfg.Dev.Partitions
 	cfg.Engine.Logger = log
 	eng, err := engine.New(cfg.Engine)
+	if err == nil {
+		err = w.start(eng, log)
+	}
 	if err != nil {
-		return err
+		return errors.Join(err, w.stop())
 	}
 
 	cl, err := kgo.NewClient(
@@ -172,6 +176,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	runErr := <-engErr
 	stopEngine()
 	werr := <-workErr
+	runErr = errors.Join(runErr, w.stop())
 	if errors.Is(werr, context.Canceled) {
 		werr = nil
 	}

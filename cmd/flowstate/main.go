@@ -5,6 +5,7 @@
 //	flowstate dev -c app.yaml        run against an embedded broker (kfake)
 //	flowstate broker --port 9092     the embedded broker alone
 //	flowstate conformance            the conformance suite (--guest FILE.wasm for an SDK)
+//	flowstate status --addr h:p      the tasks of running processes
 //	flowstate version
 //
 // Configuration is a YAML file (-c), overridden by FLOWSTATE_ environment
@@ -47,6 +48,8 @@ Commands:
            --exit-when-done stops once every input record is processed
   broker   run the embedded broker alone
   bench    benchmarks: flowstate bench process
+  status   the tasks of running processes, from their http_addr:
+           flowstate status --addr host:port[,host:port...]
   conformance
            the host conformance suite; --guest FILE.wasm checks an SDK's
            conformance processor instead (conformance/SPEC.md)
@@ -69,6 +72,7 @@ var commands = map[string]struct {
 	"broker":      {runBroker, func() *pflag.FlagSet { fs, _ := newBrokerFlags(); return fs }},
 	"bench":       {runBench, newBenchFlags},
 	"conformance": {runConformance, func() *pflag.FlagSet { fs, _ := newConformanceFlags(); return fs }},
+	"status":      {runStatus, func() *pflag.FlagSet { fs, _ := newStatusFlags(); return fs }},
 }
 
 func main() {
@@ -201,7 +205,7 @@ func newRunFlags() (*pflag.FlagSet, *runFlags) {
 
 // runRun is `flowstate run`: the engine against the configured brokers
 // until ctx is done (SIGINT or SIGTERM), then a clean stop.
-func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, f := newRunFlags()
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -210,12 +214,16 @@ func runRun(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	w, log := newWatch(cfg, stdout, stderr)
 	cfg.Engine.Logger = log
 	e, err := engine.New(cfg.Engine)
+	if err == nil {
+		err = w.start(e, log)
+	}
 	if err != nil {
-		return err
+		return errors.Join(err, w.stop())
 	}
 	log.Info("flowstate starting", "version", version, "brokers", cfg.Engine.Brokers, "state_dir", cfg.Engine.StateDir)
-	return e.Run(ctx)
+	err = e.Run(ctx)
+	return errors.Join(err, w.stop())
 }
