@@ -4,11 +4,15 @@ GO        ?= go
 BIN       := bin
 PLUGINS   := $(patsubst plugins/%/main.go,$(BIN)/plugins/%.wasm,$(wildcard plugins/*/main.go))
 GOFILES   := $(shell find . -name '*.go' -not -path './bin/*' 2>/dev/null)
+# The AssemblyScript modules: the SDK's example and its conformance processor.
+AS_MODULES := $(BIN)/plugins/wordcount-as.wasm $(BIN)/conformance/as.wasm
+AS_SOURCES := $(shell find sdk/assemblyscript/assembly plugins/wordcount-as/assembly conformance/guest/as -name '*.ts' 2>/dev/null) \
+	sdk/assemblyscript/package.json sdk/assemblyscript/package-lock.json scripts/asbuild.sh
 TESTFLAGS ?= -timeout 25m
 
 export CGO_ENABLED := 1
 
-.PHONY: all deps build plugins test fuzz demo bench crash clean
+.PHONY: all deps build plugins asbuild test fuzz demo bench crash clean
 
 all: build
 
@@ -16,12 +20,19 @@ all: build
 deps:
 	@./scripts/deps.sh
 
-build: deps $(BIN)/flowstate plugins
+build: deps $(BIN)/flowstate plugins asbuild
 
 $(BIN)/flowstate: $(GOFILES) go.mod go.sum
 	$(GO) build -o $@ ./cmd/flowstate
 
 plugins: $(PLUGINS)
+
+# asbuild compiles the AssemblyScript modules; the script runs npm ci in
+# sdk/assemblyscript when its node_modules is missing or stale.
+asbuild: $(AS_MODULES)
+
+$(AS_MODULES) &: $(AS_SOURCES)
+	./scripts/asbuild.sh $(BIN)
 
 $(BIN)/plugins/%.wasm: plugins/%/main.go $(GOFILES)
 	@mkdir -p $(BIN)/plugins
@@ -32,6 +43,7 @@ test: build
 	cd abi && $(GO) vet ./... && $(GO) test ./...
 	cd sdk && $(GO) vet ./... && $(GO) test ./...
 	$(GO) test $(TESTFLAGS) ./...
+	./$(BIN)/flowstate conformance --guest $(BIN)/conformance/as.wasm
 	$(call fuzz-each,5s)
 
 # FUZZ lists the fuzz targets as folder:Target; abi is its own module. Each

@@ -55,3 +55,35 @@ func Build(t testing.TB, dir string) string {
 	built[dir] = wasm
 	return wasm
 }
+
+var (
+	asOnce sync.Once
+	asDir  string
+	asErr  error
+	asLog  []byte
+)
+
+// BuildAS returns the path of a module that scripts/asbuild.sh compiles
+// from the AssemblyScript sources, such as "conformance/as.wasm" or
+// "plugins/wordcount-as.wasm". The script runs once per test binary, into
+// one fixed directory that test binaries running side by side share (it
+// builds under a lock and moves each module into place whole). Without npm
+// the test is skipped, except under CI, which must run it.
+func BuildAS(t testing.TB, file string) string {
+	t.Helper()
+	if _, err := exec.LookPath("npm"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("npm is not on PATH, and CI must build the AssemblyScript modules: %v", err)
+		}
+		t.Skipf("npm is not on PATH: %v", err)
+	}
+	asOnce.Do(func() {
+		asDir = filepath.Join(os.TempDir(), "flowstate-asbuild")
+		cmd := exec.Command(filepath.Join(Root(), "scripts", "asbuild.sh"), asDir)
+		asLog, asErr = cmd.CombinedOutput()
+	})
+	if asErr != nil {
+		t.Fatalf("scripts/asbuild.sh: %v\n%s", asErr, asLog)
+	}
+	return filepath.Join(asDir, file)
+}
