@@ -18,6 +18,15 @@ type RestoreConfig struct {
 	// consumer. Default 64 MiB. Kafka Streams: the restore consumer's
 	// fetch.max.bytes (restore.consumer.fetch.max.bytes).
 	FetchMaxBytes int
+	// FetchMaxPartitionBytes bounds one changelog partition's share of a
+	// fetch, in bytes. Default 4 MiB (or FetchMaxBytes if smaller). Kafka
+	// Streams: the restore consumer's max.partition.fetch.bytes.
+	FetchMaxPartitionBytes int
+	// SSTChunkBytes is how many bytes of keys and values a store rebuilt
+	// from nothing collects before they are sorted, written to one SST
+	// file and ingested. Default 64 MiB; -1 turns the SST path off. Kafka
+	// Streams: none (it writes every restored record through memtables).
+	SSTChunkBytes int
 	// MaxParallel is how many tasks of the process replay changelogs at
 	// once. A task waiting for a turn stays RESTORING; running tasks are
 	// not held up. A task with nothing to replay needs no turn. Default 2.
@@ -41,6 +50,12 @@ func (c *RestoreConfig) EnsureDefaults() {
 	if c.FetchMaxBytes == 0 {
 		c.FetchMaxBytes = 64 << 20
 	}
+	if c.FetchMaxPartitionBytes == 0 {
+		c.FetchMaxPartitionBytes = min(4<<20, c.FetchMaxBytes)
+	}
+	if c.SSTChunkBytes == 0 {
+		c.SSTChunkBytes = 64 << 20
+	}
 	if c.MaxParallel == 0 {
 		c.MaxParallel = 2
 	}
@@ -58,6 +73,12 @@ func (c *RestoreConfig) validate() []error {
 	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("restore.fetch_max_bytes: %d is not between 1 KiB (1024) and 2 GiB", c.FetchMaxBytes))
 	}
+	if c.FetchMaxPartitionBytes < 1<<10 || c.FetchMaxPartitionBytes > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("restore.fetch_max_partition_bytes: %d is not between 1 KiB (1024) and 2 GiB", c.FetchMaxPartitionBytes))
+	}
+	if c.SSTChunkBytes < -1 || (c.SSTChunkBytes >= 0 && c.SSTChunkBytes < 1<<10) {
+		errs = append(errs, fmt.Errorf("restore.sst_chunk_bytes: %d is not -1 (off) or at least 1 KiB (1024)", c.SSTChunkBytes))
+	}
 	if c.MaxParallel < 1 {
 		errs = append(errs, fmt.Errorf("restore.max_parallel: %d is not at least 1", c.MaxParallel))
 	}
@@ -73,14 +94,16 @@ func (c *RestoreConfig) validate() []error {
 func (t *task) restoreConfig() restore.Config {
 	rc := t.e.cfg.Restore
 	return restore.Config{
-		Brokers:          t.e.cfg.Brokers,
-		FetchMaxBytes:    int32(rc.FetchMaxBytes),
-		OnTruncated:      rc.OnTruncated,
-		ProgressInterval: rc.ProgressInterval,
-		Task:             t.name,
-		Logger:           t.log,
-		Listener:         t.restoreListener(),
-		Acquire:          t.acquireTurn,
+		Brokers:                t.e.cfg.Brokers,
+		FetchMaxBytes:          int32(rc.FetchMaxBytes),
+		FetchMaxPartitionBytes: int32(rc.FetchMaxPartitionBytes),
+		SSTChunkBytes:          rc.SSTChunkBytes,
+		OnTruncated:            rc.OnTruncated,
+		ProgressInterval:       rc.ProgressInterval,
+		Task:                   t.name,
+		Logger:                 t.log,
+		Listener:               t.restoreListener(),
+		Acquire:                t.acquireTurn,
 	}
 }
 

@@ -74,7 +74,9 @@ func (r *rig) config(t *testing.T, dir string) engine.Config {
 		CommitInterval: 50 * time.Millisecond,
 		SessionTimeout: 1500 * time.Millisecond,
 		Logger:         testLogger(t),
-		Restore:        engine.RestoreConfig{FetchMaxBytes: 8 << 10},
+		// Small fetches and SST chunks: a fresh store's restore takes many
+		// batches, which the tests hold and interrupt.
+		Restore: engine.RestoreConfig{FetchMaxBytes: 8 << 10, SSTChunkBytes: 16 << 10},
 		Pipelines: []engine.Pipeline{{
 			Name:    rigApp,
 			Module:  plugintest.Build(t, "engine/testdata/poison"),

@@ -141,6 +141,10 @@ func (db *DB) open() error {
 	if err := os.MkdirAll(db.dir, 0o755); err != nil {
 		return err
 	}
+	// An SST file IngestChangelog was building when the process died.
+	if err := os.RemoveAll(filepath.Join(db.dir, ingestDir)); err != nil {
+		return err
+	}
 	db.opts = grocksdb.NewDefaultOptions()
 	db.opts.SetCreateIfMissing(true)
 	db.opts.SetCreateIfMissingColumnFamilies(true)

@@ -99,6 +99,12 @@ type restoreConfig struct {
 	// FetchMaxBytes bounds one fetch of a restore client, in bytes.
 	// Default 64 MiB. Kafka Streams: restore.consumer.fetch.max.bytes.
 	FetchMaxBytes int `koanf:"fetch_max_bytes"`
+	// FetchMaxPartitionBytes bounds one partition's share of a fetch.
+	// Default 4 MiB. Kafka Streams: max.partition.fetch.bytes.
+	FetchMaxPartitionBytes int `koanf:"fetch_max_partition_bytes"`
+	// SSTChunkBytes is the size of the sorted chunks a store rebuilt from
+	// nothing is built from, as SST files. Default 64 MiB; -1 is off.
+	SSTChunkBytes int `koanf:"sst_chunk_bytes"`
 	// MaxParallel is how many tasks replay changelogs at once. Default 2.
 	MaxParallel int `koanf:"max_parallel"`
 	// OnTruncated is rebuild (default) or fail: what a restore does when
@@ -339,10 +345,12 @@ func (fc *fileConfig) engineConfig() engine.Config {
 			MaxOpenFiles:  fc.RocksDB.MaxOpenFiles,
 		},
 		Restore: engine.RestoreConfig{
-			FetchMaxBytes:    fc.Restore.FetchMaxBytes,
-			MaxParallel:      fc.Restore.MaxParallel,
-			OnTruncated:      restore.TruncatedPolicy(fc.Restore.OnTruncated),
-			ProgressInterval: fc.Restore.ProgressInterval,
+			FetchMaxBytes:          fc.Restore.FetchMaxBytes,
+			FetchMaxPartitionBytes: fc.Restore.FetchMaxPartitionBytes,
+			SSTChunkBytes:          fc.Restore.SSTChunkBytes,
+			MaxParallel:            fc.Restore.MaxParallel,
+			OnTruncated:            restore.TruncatedPolicy(fc.Restore.OnTruncated),
+			ProgressInterval:       fc.Restore.ProgressInterval,
 		},
 		StateCleanupDelay: fc.StateCleanupDelay,
 	}

@@ -91,7 +91,7 @@ pipelines:
 				check(t, "state_cleanup_delay", e.StateCleanupDelay, 10*time.Minute)
 				check(t, "http_addr", c.HTTPAddr, "")
 				check(t, "restore", e.Restore, engine.RestoreConfig{
-					FetchMaxBytes: 64 << 20, MaxParallel: 2, OnTruncated: restore.TruncatedRebuild,
+					FetchMaxBytes: 64 << 20, FetchMaxPartitionBytes: 4 << 20, SSTChunkBytes: 64 << 20, MaxParallel: 2, OnTruncated: restore.TruncatedRebuild,
 					ProgressInterval: restore.DefaultProgressInterval,
 				})
 			},
@@ -108,7 +108,7 @@ log_level: debug
 rocksdb: {block_cache_mb: 32, write_buffer_mb: 16, max_open_files: 100}
 state_cleanup_delay: 1h
 http_addr: 127.0.0.1:9100
-restore: {fetch_max_bytes: 1048576, max_parallel: 4, on_truncated: fail, progress_interval: -1s}
+restore: {fetch_max_bytes: 1048576, fetch_max_partition_bytes: 65536, sst_chunk_bytes: -1, max_parallel: 4, on_truncated: fail, progress_interval: -1s}
 pipelines:
   zeta:
     module: ` + other + `
@@ -137,7 +137,7 @@ dev: {partitions: 8, port: 19092}
 				check(t, "state_cleanup_delay", e.StateCleanupDelay, time.Hour)
 				check(t, "http_addr", c.HTTPAddr, "127.0.0.1:9100")
 				check(t, "restore", e.Restore, engine.RestoreConfig{
-					FetchMaxBytes: 1 << 20, MaxParallel: 4, OnTruncated: restore.TruncatedFail, ProgressInterval: -time.Second,
+					FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 64 << 10, SSTChunkBytes: -1, MaxParallel: 4, OnTruncated: restore.TruncatedFail, ProgressInterval: -time.Second,
 				})
 				check(t, "pipelines", len(e.Pipelines), 2)
 				p := e.Pipelines[0] // sorted by name

@@ -1,0 +1,384 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flowstate/flowstate/restore"
+	"github.com/flowstate/flowstate/state"
+)
+
+// benchKeyBytes is the length of every key of `flowstate bench restore`:
+// 8 random-looking bytes, hex-encoded.
+const benchKeyBytes = 16
+
+// benchRestoreFlags are the flags of `flowstate bench restore`.
+type benchRestoreFlags struct {
+	keys, valueBytes int
+	partitions       int
+	parallel         int
+	brokers          string
+	restart          bool
+	delta            int
+	fetchMaxBytes    int
+	fetchPartBytes   int
+	sstChunkBytes    int
+	cpuProfile       string
+	logLevel         string
+	json             bool
+}
+
+func newBenchRestoreFlags() (*pflag.FlagSet, *benchRestoreFlags) {
+	f := &benchRestoreFlags{}
+	fs := pflag.NewFlagSet("bench restore", pflag.ContinueOnError)
+	fs.IntVar(&f.keys, "keys", 1_000_000, "distinct keys in the changelog, one record each")
+	fs.IntVar(&f.valueBytes, "value-bytes", 100, "bytes of each value")
+	fs.IntVar(&f.partitions, "partitions", 8, "changelog partitions, one store each")
+	fs.IntVar(&f.parallel, "parallel", 2, "stores restored at once (restore.max_parallel)")
+	fs.StringVar(&f.brokers, "brokers", "", "`host:port` of a broker to use instead of an embedded one")
+	fs.BoolVar(&f.restart, "restart", false, "after the full restore, close the stores, append --delta keys and restore again")
+	fs.IntVar(&f.delta, "delta", -1, "keys overwritten before the --restart restore (-1: 1% of --keys)")
+	fs.IntVar(&f.fetchMaxBytes, "fetch-max-bytes", 0, "restore fetch size in `bytes` (0: restore.fetch_max_bytes' default)")
+	fs.IntVar(&f.fetchPartBytes, "fetch-max-partition-bytes", 0, "restore fetch size per partition in `bytes` (0: restore's default)")
+	fs.IntVar(&f.sstChunkBytes, "sst-chunk-bytes", 0, "records per ingested SST file, in `bytes` of keys and values (0: the default; -1: no SST path)")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the restores to `file`")
+	fs.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
+	fs.BoolVar(&f.json, "json", false, "print one JSON object instead of a table")
+	return fs, f
+}
+
+func (f *benchRestoreFlags) validate() error {
+	var errs []error
+	if f.keys < 1 {
+		errs = append(errs, fmt.Errorf("--keys: %d is not positive", f.keys))
+	}
+	if f.valueBytes < 0 {
+		errs = append(errs, fmt.Errorf("--value-bytes: %d is negative", f.valueBytes))
+	}
+	if f.partitions < 1 {
+		errs = append(errs, fmt.Errorf("--partitions: %d is not positive", f.partitions))
+	}
+	if f.parallel < 1 {
+		errs = append(errs, fmt.Errorf("--parallel: %d is not positive", f.parallel))
+	}
+	if f.delta < -1 || f.delta > f.keys {
+		errs = append(errs, fmt.Errorf("--delta: %d is not between 0 and --keys (%d), or -1", f.delta, f.keys))
+	}
+	if f.fetchMaxBytes < 0 || f.fetchMaxBytes > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("--fetch-max-bytes: %d is not between 0 and 2 GiB", f.fetchMaxBytes))
+	}
+	if f.fetchPartBytes < 0 || f.fetchPartBytes > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("--fetch-max-partition-bytes: %d is not between 0 and 2 GiB", f.fetchPartBytes))
+	}
+	return errors.Join(errs...)
+}
+
+// restoreResult is one row of `flowstate bench restore`.
+type restoreResult struct {
+	// Restore is "full" (fresh stores, the whole changelog) or "delta" (the
+	// stores of the full restore, reopened, and the records since).
+	Restore       string  `json:"restore"`
+	Records       int64   `json:"records"`
+	Bytes         int64   `json:"bytes"` // keys and values of the records
+	Seconds       float64 `json:"seconds"`
+	RecordsPerSec float64 `json:"records_per_second"`
+	MBPerSec      float64 `json:"mb_per_second"` // Bytes, in units of 10^6
+	// Path is the restore path every store took ("sst", "batch"), or
+	// "mixed".
+	Path string `json:"path"`
+}
+
+// runBenchRestore measures how fast stores are restored from their
+// changelog: it fills a compacted changelog with one record per key, then
+// restores every partition into a fresh store, as a new instance does, and
+// with --restart the same stores again after a few more records, as a
+// restarted one does. The clock covers restore.Restore alone: its client,
+// offset listing, replay and flush, not opening the stores.
+func runBenchRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, f := newBenchRestoreFlags()
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
+		return usageError{err}
+	}
+	level, err := parseLevel(f.logLevel)
+	if err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	if f.delta == -1 {
+		f.delta = max(f.keys/100, 1)
+	}
+	log := newLogger(stderr, level)
+	brokers := f.brokers
+	if brokers == "" {
+		c, addr, err := startBroker(brokerConfig{Partitions: f.partitions, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		brokers = addr
+	}
+	b := &restoreBench{f: f, brokers: brokers, log: log,
+		topic: "bench-restore-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-changelog"}
+	results, err := b.run(ctx)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"bench": "restore", "keys": f.keys, "value_bytes": f.valueBytes,
+			"partitions": f.partitions, "parallel": f.parallel, "results": results,
+		})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "restore\trecords\tbytes\tseconds\trecords/s\tMB/s\tpath\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.0f\t%.1f\t%s\t\n", r.Restore, r.Records, r.Bytes, r.Seconds, r.RecordsPerSec, r.MBPerSec, r.Path)
+	}
+	return tw.Flush()
+}
+
+// restoreBench is one run of `flowstate bench restore`.
+type restoreBench struct {
+	f       *benchRestoreFlags
+	brokers string
+	topic   string
+	log     *slog.Logger
+	dir     string // one store directory per partition below it
+}
+
+func (b *restoreBench) run(ctx context.Context) ([]restoreResult, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(b.brokers),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// Kafka's (and kfake's) default max.message.bytes bounds a batch;
+		// batches that large keep the per-batch cost of produce and fetch
+		// low, as a busy changelog's would.
+		kgo.ProducerBatchMaxBytes(1_000_000),
+		kgo.ProducerLinger(10*time.Millisecond),
+		kgo.MaxBufferedBytes(256<<20),
+		kgo.MaxBufferedRecords(1<<30), // bounded by bytes
+		// Random values do not compress: a codec would cost the producer
+		// and the restore time and save nothing.
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	compact := "compact"
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(b.f.partitions), -1, map[string]*string{"cleanup.policy": &compact}, b.topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create changelog %s: %w", b.topic, err)
+	}
+	b.dir, err = os.MkdirTemp("", "flowstate-bench-restore-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(b.dir)
+
+	if err := b.produce(ctx, cl, 0, b.f.keys); err != nil {
+		return nil, err
+	}
+	if b.f.cpuProfile != "" {
+		pf, err := os.Create(b.f.cpuProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return nil, fmt.Errorf("--cpu-profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	full, err := b.restore(ctx, "full", b.f.keys)
+	if err != nil {
+		return nil, err
+	}
+	results := []restoreResult{full}
+	if !b.f.restart {
+		return results, nil
+	}
+	// New values for keys of every partition: a restarted instance's
+	// stores are that far behind their changelogs.
+	if err := b.produce(ctx, cl, 1, b.f.delta); err != nil {
+		return nil, err
+	}
+	delta, err := b.restore(ctx, "delta", b.f.delta)
+	if err != nil {
+		return nil, err
+	}
+	if delta.Path != string(restore.PathBatch) {
+		return nil, fmt.Errorf("delta restore took path %s, want batch", delta.Path)
+	}
+	return append(results, delta), nil
+}
+
+// benchKey returns the key of key number i: a bijective mix of i, so that
+// keys are distinct and arrive in no particular order, as a store's do.
+func benchKey(i int) []byte {
+	x := uint64(i) * 0x9e3779b97f4a7c15
+	x ^= x >> 31
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 29
+	var raw [8]byte
+	binary.BigEndian.PutUint64(raw[:], x)
+	return hex.AppendEncode(make([]byte, 0, benchKeyBytes), raw[:])
+}
+
+// produce writes a record with a random value for each of the keys 0 to
+// n-1. Key number i goes to partition i mod partitions; one goroutine per
+// partition feeds the client, so partitions fill concurrently.
+func (b *restoreBench) produce(ctx context.Context, cl *kgo.Client, seed uint64, n int) error {
+	start := time.Now()
+	parts := b.f.partitions
+	var mu sync.Mutex
+	var perr error
+	done := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			if perr == nil {
+				perr = err
+			}
+			mu.Unlock()
+		}
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(seed, uint64(p)))
+			var slab []byte // values are cut from it; each record keeps its piece
+			for i := p; i < n; i += parts {
+				if len(slab) < b.f.valueBytes {
+					slab = make([]byte, max(b.f.valueBytes*4096, 1))
+					fillRandom(rng, slab)
+				}
+				v := slab[:b.f.valueBytes:b.f.valueBytes]
+				slab = slab[b.f.valueBytes:]
+				cl.Produce(ctx, &kgo.Record{Topic: b.topic, Partition: int32(p), Key: benchKey(i), Value: v}, done)
+			}
+		})
+	}
+	wg.Wait()
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("produce changelog: %w", err)
+	}
+	if perr != nil {
+		return fmt.Errorf("produce changelog: %w", perr)
+	}
+	b.log.Debug("changelog produced", "records", n, "took", time.Since(start))
+	return nil
+}
+
+func fillRandom(rng *rand.Rand, p []byte) {
+	for len(p) >= 8 {
+		binary.LittleEndian.PutUint64(p, rng.Uint64())
+		p = p[8:]
+	}
+	for i := range p {
+		p[i] = byte(rng.Uint32())
+	}
+}
+
+// restore opens a store per partition (anew for "full", again for
+// "delta"), restores them all, at most --parallel at a time, and closes
+// them cleanly. want is the number of records the restore must replay.
+func (b *restoreBench) restore(ctx context.Context, name string, want int) (restoreResult, error) {
+	budget, err := state.NewBudget(state.BudgetConfig{})
+	if err != nil {
+		return restoreResult{}, err
+	}
+	defer budget.Close()
+	dbs := make([]*state.DB, b.f.partitions)
+	defer func() {
+		for _, db := range dbs {
+			if db != nil {
+				db.Close()
+			}
+		}
+	}()
+	for p := range dbs {
+		dbs[p], err = state.Open(state.Config{
+			Dir: filepath.Join(b.dir, strconv.Itoa(p)), Stores: []string{"store"}, Budget: budget, Logger: b.log,
+		})
+		if err != nil {
+			return restoreResult{}, err
+		}
+	}
+	// The engine's restore turns: a task replays once it holds one.
+	turns := make(chan struct{}, b.f.parallel)
+	acquire := func(ctx context.Context) (func(), error) {
+		select {
+		case turns <- struct{}{}:
+			return func() { <-turns }, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	results := make([]restore.Result, b.f.partitions)
+	errs := make([]error, b.f.partitions)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for p := range dbs {
+		wg.Go(func() {
+			results[p], errs[p] = restore.Restore(ctx, restore.Config{
+				Brokers:                []string{b.brokers},
+				FetchMaxBytes:          int32(b.f.fetchMaxBytes),
+				FetchMaxPartitionBytes: int32(b.f.fetchPartBytes),
+				SSTChunkBytes:          b.f.sstChunkBytes,
+				Task:                   "bench/" + strconv.Itoa(p),
+				Logger:                 b.log,
+				ProgressInterval:       -1,
+				Acquire:                acquire,
+			}, dbs[p], []restore.Changelog{{Store: 0, Topic: b.topic, Partition: int32(p)}})
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return restoreResult{}, fmt.Errorf("%s restore: %w", name, err)
+	}
+	r := restoreResult{Restore: name, Seconds: took.Seconds()}
+	for _, res := range results {
+		r.Records += res.Records
+		switch p := string(res.Paths[b.topic]); {
+		case p == "":
+		case r.Path == "":
+			r.Path = p
+		case r.Path != p:
+			r.Path = "mixed"
+		}
+	}
+	if r.Records != int64(want) {
+		return restoreResult{}, fmt.Errorf("%s restore replayed %d records, want %d", name, r.Records, want)
+	}
+	r.Bytes = r.Records * int64(benchKeyBytes+b.f.valueBytes)
+	r.RecordsPerSec = float64(r.Records) / took.Seconds()
+	r.MBPerSec = float64(r.Bytes) / 1e6 / took.Seconds()
+	return r, nil
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// TestBenchRestore runs a small `flowstate bench restore --restart` and
+// checks its JSON: the full restore replays every key through SST files,
+// the delta restore only the delta, through the batch path.
+func TestBenchRestore(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runBenchRestore(t.Context(), []string{"--keys", "2000", "--partitions", "2", "--value-bytes", "10", "--restart", "--delta", "30", "--json"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench restore: %v\n%s", err, errb.String())
+	}
+	var got struct {
+		Bench      string          `json:"bench"`
+		Keys       int             `json:"keys"`
+		Partitions int             `json:"partitions"`
+		Results    []restoreResult `json:"results"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v in %s", err, out.String())
+	}
+	if got.Bench != "restore" || got.Keys != 2000 || got.Partitions != 2 || len(got.Results) != 2 {
+		t.Fatalf("output = %s", out.String())
+	}
+	want := []restoreResult{
+		{Restore: "full", Records: 2000, Bytes: 2000 * 26, Path: "sst"},
+		{Restore: "delta", Records: 30, Bytes: 30 * 26, Path: "batch"},
+	}
+	for i, r := range got.Results {
+		w := want[i]
+		if r.Restore != w.Restore || r.Records != w.Records || r.Bytes != w.Bytes || r.Path != w.Path {
+			t.Errorf("result %d = %+v, want %+v", i, r, w)
+		}
+		if r.Seconds <= 0 || r.RecordsPerSec <= 0 || r.MBPerSec <= 0 {
+			t.Errorf("result %d has no rate: %+v", i, r)
+		}
+	}
+}
