@@ -13,12 +13,16 @@ import (
 // benchCommands are the subcommands of `flowstate bench`.
 var benchCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
 	"process": runBenchProcess,
+	"restore": runBenchRestore,
+	"stores":  runBenchStores,
 }
 
 const benchUsage = `Usage: flowstate bench <benchmark> [flags]
 
 Benchmarks:
   process   records/s through a count-by-key processor, per guarantee
+  restore   records/s restoring fresh stores from a changelog (--restart: and a restarted one)
+  stores    the process RSS with --stores task databases under one memory budget
 
 Run flowstate bench <benchmark> --help for its flags.
 `

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +34,7 @@ type benchProcessFlags struct {
 	module         string
 	commitInterval time.Duration
 	json           bool
+	cpuProfile     string
 }
 
 func newBenchProcessFlags() (*pflag.FlagSet, *benchProcessFlags) {
@@ -45,6 +48,7 @@ func newBenchProcessFlags() (*pflag.FlagSet, *benchProcessFlags) {
 	fs.StringVar(&f.module, "module", "bin/plugins/counter.wasm", "count-by-key `module` (plugins/counter)")
 	fs.DurationVar(&f.commitInterval, "commit-interval", 0, "commit interval (0: the default of each guarantee)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object instead of a table")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured part to `file` (a guarantee's name is inserted before the extension)")
 	return fs, f
 }
 
@@ -189,6 +193,13 @@ func benchProcessOnce(ctx context.Context, f *benchProcessFlags, g engine.Guaran
 	select {
 	case <-running:
 		begin = time.Now()
+		if f.cpuProfile != "" {
+			stop, err := startCPUProfile(f.cpuProfile, string(g))
+			if err != nil {
+				return processResult{}, err
+			}
+			defer stop()
+		}
 	case err := <-errc:
 		return processResult{}, fmt.Errorf("engine stopped: %w", err)
 	case <-ctx.Done():
@@ -227,5 +238,24 @@ func benchProcessOnce(ctx context.Context, f *benchProcessFlags, g engine.Guaran
 	return processResult{
 		Guarantee: string(g), Records: f.records, Partitions: f.partitions, CommitInterval: ci.String(),
 		Seconds: took.Seconds(), RecordsPerSec: float64(f.records) / took.Seconds(),
+	}, nil
+}
+
+// startCPUProfile writes a CPU profile to path with tag inserted before its
+// extension (cpu.out -> cpu.exactly_once.out) until the returned stop.
+func startCPUProfile(path, tag string) (stop func(), err error) {
+	ext := filepath.Ext(path)
+	path = strings.TrimSuffix(path, ext) + "." + tag + ext
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}, nil
 }

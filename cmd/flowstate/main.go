@@ -47,7 +47,7 @@ Commands:
            --feed TOPIC=FILE produces lines, --print TOPIC shows the latest values,
            --exit-when-done stops once every input record is processed
   broker   run the embedded broker alone
-  bench    benchmarks: flowstate bench process
+  bench    benchmarks: flowstate bench process|restore|stores
   status   the tasks of running processes, from their http_addr:
            flowstate status --addr host:port[,host:port...]
   conformance
