@@ -31,9 +31,9 @@ type Engine struct {
 	eos bool
 
 	// Set up by Run.
-	cl     *kgo.Client
-	sess   *kgo.GroupTransactSession // exactly-once only; cl is its client
-	txnID  string
+	cl    *kgo.Client
+	sess  *kgo.GroupTransactSession // exactly-once only; cl is its client
+	txnID string
 	// producerReady is closed once the transactional producer is
 	// initialized; restores wait for it under exactly-once.
 	producerReady chan struct{}
@@ -43,10 +43,10 @@ type Engine struct {
 	// transaction (with its changelog records) whether to die before
 	// writing the stores.
 	crashAfterCommit func(changes int) bool
-	budget *state.Budget
-	rt     *host.Runtime
-	runCtx context.Context
-	abort  context.CancelCauseFunc // stops the poll loop with a task's fatal error
+	budget           *state.Budget
+	rt               *host.Runtime
+	runCtx           context.Context
+	abort            context.CancelCauseFunc // stops the poll loop with a task's fatal error
 
 	// mu guards tasks and parts. It is held by the poll loop while it
 	// dispatches and commits, and by the group's rebalance callbacks (which

@@ -68,7 +68,7 @@ type task struct {
 	state    atomic.Int32
 	stopping atomic.Bool
 	restored atomic.Int64
-	rs       restoreStatus // for Metrics
+	rs       restoreStatus   // for Metrics
 	ctx      context.Context // the task's life: not canceled by Run's ctx, so a final commit can produce
 	cancel   context.CancelFunc
 	err      error // set before done closes
@@ -95,9 +95,9 @@ type task struct {
 	// has committed.
 	prepared        state.Offsets
 	preparedChanges int
-	recs      []abi.Record
-	outs      []host.Output
-	since     CommitInfo
+	recs            []abi.Record
+	outs            []host.Output
+	since           CommitInfo
 
 	pending sync.WaitGroup // produced records not yet acknowledged
 	perrMu  sync.Mutex
