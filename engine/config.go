@@ -175,7 +175,14 @@ func (c *Config) Validate() error {
 		bad("pipelines: at least one pipeline required")
 	}
 	if err := c.RocksDB.Validate(); err != nil {
-		bad("rocksdb: %w", err)
+		joined, ok := err.(interface{ Unwrap() []error })
+		if !ok {
+			bad("rocksdb: %w", err)
+		} else {
+			for _, e := range joined.Unwrap() {
+				bad("rocksdb: %w", e) // one line each, every line naming its key
+			}
+		}
 	}
 	errs = append(errs, c.Restore.validate()...)
 	if c.StateCleanupDelay < 0 {

@@ -8,8 +8,9 @@ import (
 	"github.com/linxGnu/grocksdb"
 )
 
-// BudgetConfig sizes the RocksDB memory shared by every task database of a
-// process.
+// BudgetConfig holds the RocksDB settings shared by every task database of
+// a process: the memory they share, their background work, and how each
+// store is tuned.
 type BudgetConfig struct {
 	// BlockCacheMB is the size of the one LRU block cache shared by all
 	// databases, in MiB; memtables are charged to it too. Default 64.
@@ -22,6 +23,17 @@ type BudgetConfig struct {
 	// MaxOpenFiles limits the open SST files of each database; -1 keeps
 	// every file open. Default -1 (RocksDB's max_open_files).
 	MaxOpenFiles int
+	// MaxBackgroundJobs bounds the flushes and compactions each database
+	// runs at once; they run on RocksDB's process-wide thread pools, which
+	// grow to the largest value asked for, so this is also about the
+	// process's background threads. Default 2. Kafka Streams: a
+	// RocksDBConfigSetter's setMaxBackgroundJobs.
+	MaxBackgroundJobs int
+	// Compaction and Compression are the defaults of every store's
+	// StoreOptions; empty keeps RocksDB's (level, snappy).
+	Compaction, Compression string
+	// Stores tunes single stores by name, over the defaults above.
+	Stores map[string]StoreOptions
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -34,6 +46,9 @@ func (c *BudgetConfig) EnsureDefaults() {
 	}
 	if c.MaxOpenFiles == 0 {
 		c.MaxOpenFiles = -1
+	}
+	if c.MaxBackgroundJobs == 0 {
+		c.MaxBackgroundJobs = 2
 	}
 }
 
@@ -49,6 +64,7 @@ func (c BudgetConfig) Validate() error {
 	if c.MaxOpenFiles < -1 || c.MaxOpenFiles == 0 {
 		errs = append(errs, fmt.Errorf("%w: max_open_files %d, want -1 or > 0", ErrInvalidConfig, c.MaxOpenFiles))
 	}
+	errs = append(errs, c.validateTuning()...)
 	return errors.Join(errs...)
 }
 
@@ -120,6 +136,7 @@ func (b *Budget) apply(opts *grocksdb.Options) error {
 		return err
 	}
 	opts.SetMaxOpenFiles(b.cfg.MaxOpenFiles)
+	opts.SetMaxBackgroundJobs(b.cfg.MaxBackgroundJobs)
 	return nil
 }
 

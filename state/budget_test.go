@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -15,17 +16,34 @@ func TestBudgetConfig(t *testing.T) {
 		want  BudgetConfig
 		valid bool
 	}{
-		{name: "defaults", want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: 64, MaxOpenFiles: -1}, valid: true},
-		{name: "set", cfg: BudgetConfig{BlockCacheMB: 8, WriteBufferMB: 4, MaxOpenFiles: 100}, want: BudgetConfig{BlockCacheMB: 8, WriteBufferMB: 4, MaxOpenFiles: 100}, valid: true},
-		{name: "negative cache", cfg: BudgetConfig{BlockCacheMB: -1}, want: BudgetConfig{BlockCacheMB: -1, WriteBufferMB: 64, MaxOpenFiles: -1}},
-		{name: "negative write buffer", cfg: BudgetConfig{WriteBufferMB: -1}, want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: -1, MaxOpenFiles: -1}},
-		{name: "bad max open files", cfg: BudgetConfig{MaxOpenFiles: -2}, want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: 64, MaxOpenFiles: -2}},
+		{name: "defaults", want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: 64, MaxOpenFiles: -1, MaxBackgroundJobs: 2}, valid: true},
+		{name: "set", cfg: BudgetConfig{BlockCacheMB: 8, WriteBufferMB: 4, MaxOpenFiles: 100, MaxBackgroundJobs: 4}, want: BudgetConfig{BlockCacheMB: 8, WriteBufferMB: 4, MaxOpenFiles: 100, MaxBackgroundJobs: 4}, valid: true},
+		{name: "negative cache", cfg: BudgetConfig{BlockCacheMB: -1}, want: BudgetConfig{BlockCacheMB: -1, WriteBufferMB: 64, MaxOpenFiles: -1, MaxBackgroundJobs: 2}},
+		{name: "negative write buffer", cfg: BudgetConfig{WriteBufferMB: -1}, want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: -1, MaxOpenFiles: -1, MaxBackgroundJobs: 2}},
+		{name: "bad max open files", cfg: BudgetConfig{MaxOpenFiles: -2}, want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: 64, MaxOpenFiles: -2, MaxBackgroundJobs: 2}},
+		{name: "bad background jobs", cfg: BudgetConfig{MaxBackgroundJobs: -1}, want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: 64, MaxOpenFiles: -1, MaxBackgroundJobs: -1}},
+		{
+			name:  "store tuning",
+			cfg:   BudgetConfig{Compression: "lz4", Stores: map[string]StoreOptions{"s": {Compaction: "universal", Compression: "zstd"}}},
+			want:  BudgetConfig{BlockCacheMB: 64, WriteBufferMB: 64, MaxOpenFiles: -1, MaxBackgroundJobs: 2, Compression: "lz4", Stores: map[string]StoreOptions{"s": {Compaction: "universal", Compression: "zstd"}}},
+			valid: true,
+		},
+		{
+			name: "bad compaction",
+			cfg:  BudgetConfig{Compaction: "tiered"},
+			want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: 64, MaxOpenFiles: -1, MaxBackgroundJobs: 2, Compaction: "tiered"},
+		},
+		{
+			name: "bad store compression",
+			cfg:  BudgetConfig{Stores: map[string]StoreOptions{"s": {Compression: "gzip"}}},
+			want: BudgetConfig{BlockCacheMB: 64, WriteBufferMB: 64, MaxOpenFiles: -1, MaxBackgroundJobs: 2, Stores: map[string]StoreOptions{"s": {Compression: "gzip"}}},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := tt.cfg
 			cfg.EnsureDefaults()
-			if cfg != tt.want {
+			if !reflect.DeepEqual(cfg, tt.want) {
 				t.Errorf("EnsureDefaults() = %+v, want %+v", cfg, tt.want)
 			}
 			err := cfg.Validate()

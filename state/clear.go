@@ -35,7 +35,7 @@ func (db *DB) ClearStore(store int) error {
 	if err := db.rdb.DropColumnFamily(old); err != nil {
 		return fmt.Errorf("clear %s: drop column family: %w", name, err)
 	}
-	h, err := db.rdb.CreateColumnFamily(db.opts, name)
+	h, err := db.rdb.CreateColumnFamily(db.storeOpts[store], name)
 	if err != nil {
 		// The DB now lacks the column family until it is reopened (Open
 		// creates missing ones); keep the dropped handle so Close frees it.

@@ -79,13 +79,16 @@ type DB struct {
 	// ownBudget is set when the DB made its budget and closes it.
 	ownBudget bool
 
-	rdb     *grocksdb.DB
-	opts    *grocksdb.Options
-	ro      *grocksdb.ReadOptions
-	wo      *grocksdb.WriteOptions // WAL on, for Commit
-	woNoWAL *grocksdb.WriteOptions // for ApplyChangelog
-	fo      *grocksdb.FlushOptions
-	wb      *grocksdb.WriteBatch // reused by Commit and ApplyChangelog
+	rdb  *grocksdb.DB
+	opts *grocksdb.Options
+	// storeOpts are each store's column family options: opts, or a tuned
+	// copy of it (tuning.go), which release destroys.
+	storeOpts []*grocksdb.Options
+	ro        *grocksdb.ReadOptions
+	wo        *grocksdb.WriteOptions // WAL on, for Commit
+	woNoWAL   *grocksdb.WriteOptions // for ApplyChangelog
+	fo        *grocksdb.FlushOptions
+	wb        *grocksdb.WriteBatch // reused by Commit and ApplyChangelog
 
 	names   []string                       // store ID -> name
 	ids     map[string]int                 // name -> store ID
@@ -179,8 +182,13 @@ func (db *DB) open() error {
 	cfNames = slices.DeleteFunc(unique(cfNames), func(s string) bool { return s == metaCF })
 	cfNames = append(cfNames, metaCF)
 	cfOpts := make([]*grocksdb.Options, len(cfNames))
-	for i := range cfOpts {
+	db.storeOpts = make([]*grocksdb.Options, len(db.names))
+	for i, name := range cfNames {
 		cfOpts[i] = db.opts
+		if id, ok := db.ids[name]; ok {
+			cfOpts[i] = db.budget.storeOptions(db.opts, name) // tuning.go
+			db.storeOpts[id] = cfOpts[i]
+		}
 	}
 	rdb, handles, err := grocksdb.OpenDbColumnFamilies(db.opts, db.dir, cfNames, cfOpts)
 	if err != nil {
@@ -242,6 +250,12 @@ func (db *DB) release() {
 		db.rdb.Close()
 		db.rdb = nil
 	}
+	for _, o := range db.storeOpts {
+		if o != nil && o != db.opts {
+			o.Destroy()
+		}
+	}
+	db.storeOpts = nil
 	if db.opts != nil {
 		db.opts.Destroy()
 	}

@@ -109,7 +109,9 @@ func (db *DB) ingest(store int, sorted []Change, keepDeletes bool) (int, error) 
 	path := filepath.Join(dir, "changelog.sst")
 	eo := grocksdb.NewDefaultEnvOptions()
 	defer eo.Destroy()
-	w := grocksdb.NewSSTFileWriter(eo, db.opts)
+	// The store's own options: its compression and table format (the
+	// shared cache's filter and index settings) apply to ingested files.
+	w := grocksdb.NewSSTFileWriter(eo, db.storeOpts[store])
 	defer w.Destroy()
 	if err := w.Open(path); err != nil {
 		return 0, fmt.Errorf("open sst: %w", err)

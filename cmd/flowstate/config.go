@@ -91,6 +91,23 @@ type rocksDBConfig struct {
 	// MaxOpenFiles limits the open SST files of each database; -1 is no
 	// limit. Default -1.
 	MaxOpenFiles int `koanf:"max_open_files"`
+	// MaxBackgroundJobs bounds each database's concurrent flushes and
+	// compactions. Default 2.
+	MaxBackgroundJobs int `koanf:"max_background_jobs"`
+	// Compaction (level, universal) and Compression (snappy, lz4, zstd,
+	// none) are every store's defaults; empty keeps RocksDB's (level,
+	// snappy).
+	Compaction  string `koanf:"compaction"`
+	Compression string `koanf:"compression"`
+	// Stores overrides compaction and compression for single stores, by
+	// store name.
+	Stores map[string]storeTuning `koanf:"stores"`
+}
+
+// storeTuning is the YAML form of state.StoreOptions.
+type storeTuning struct {
+	Compaction  string `koanf:"compaction"`
+	Compression string `koanf:"compression"`
 }
 
 // restoreConfig is the YAML form of engine.RestoreConfig; zero fields take
@@ -317,6 +334,17 @@ func (fc *fileConfig) validate(dev bool) (*config, []error) {
 	if cfg.Dev.Port < 0 || cfg.Dev.Port > 65535 {
 		errs = append(errs, fmt.Errorf("dev.port: %d is not a port (0 picks a free one)", cfg.Dev.Port))
 	}
+	declared := map[string]bool{}
+	for _, p := range cfg.Engine.Pipelines {
+		for _, st := range p.Stores {
+			declared[st] = true
+		}
+	}
+	for name := range fc.RocksDB.Stores {
+		if !declared[name] {
+			errs = append(errs, fmt.Errorf("rocksdb.stores.%s: no pipeline declares store %q", name, name))
+		}
+	}
 	for _, p := range cfg.Engine.Pipelines {
 		if p.Module == "" {
 			continue // reported by Validate
@@ -340,9 +368,13 @@ func (fc *fileConfig) engineConfig() engine.Config {
 		InstanceID:     fc.InstanceID,
 		SessionTimeout: fc.SessionTimeout,
 		RocksDB: state.BudgetConfig{
-			BlockCacheMB:  fc.RocksDB.BlockCacheMB,
-			WriteBufferMB: fc.RocksDB.WriteBufferMB,
-			MaxOpenFiles:  fc.RocksDB.MaxOpenFiles,
+			BlockCacheMB:      fc.RocksDB.BlockCacheMB,
+			WriteBufferMB:     fc.RocksDB.WriteBufferMB,
+			MaxOpenFiles:      fc.RocksDB.MaxOpenFiles,
+			MaxBackgroundJobs: fc.RocksDB.MaxBackgroundJobs,
+			Compaction:        fc.RocksDB.Compaction,
+			Compression:       fc.RocksDB.Compression,
+			Stores:            fc.RocksDB.storeOptions(),
 		},
 		Restore: engine.RestoreConfig{
 			FetchMaxBytes:          fc.Restore.FetchMaxBytes,
@@ -381,6 +413,17 @@ func (fc *fileConfig) engineConfig() engine.Config {
 		})
 	}
 	return c
+}
+
+func (c rocksDBConfig) storeOptions() map[string]state.StoreOptions {
+	if len(c.Stores) == 0 {
+		return nil
+	}
+	m := make(map[string]state.StoreOptions, len(c.Stores))
+	for name, st := range c.Stores {
+		m[name] = state.StoreOptions{Compaction: st.Compaction, Compression: st.Compression}
+	}
+	return m
 }
 
 // checkReadable reports whether path is a file this process can read.

@@ -11,6 +11,7 @@ import (
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/restore"
+	"github.com/flowstate/flowstate/state"
 )
 
 // clearEnv removes every FLOWSTATE_ variable for the test, restoring them
@@ -105,7 +106,14 @@ state_dir: /tmp/st
 commit_interval: 250ms
 processing_guarantee: exactly_once
 log_level: debug
-rocksdb: {block_cache_mb: 32, write_buffer_mb: 16, max_open_files: 100}
+rocksdb:
+  block_cache_mb: 32
+  write_buffer_mb: 16
+  max_open_files: 100
+  max_background_jobs: 4
+  compaction: universal
+  compression: lz4
+  stores: {s2: {compaction: level, compression: zstd}}
 state_cleanup_delay: 1h
 http_addr: 127.0.0.1:9100
 restore: {fetch_max_bytes: 1048576, fetch_max_partition_bytes: 65536, sst_chunk_bytes: -1, max_parallel: 4, on_truncated: fail, progress_interval: -1s}
@@ -132,6 +140,11 @@ dev: {partitions: 8, port: 19092}
 				check(t, "log_level", c.LogLevel, slog.LevelDebug)
 				check(t, "rocksdb.write_buffer_mb", e.RocksDB.WriteBufferMB, 16)
 				check(t, "rocksdb.max_open_files", e.RocksDB.MaxOpenFiles, 100)
+				check(t, "rocksdb.max_background_jobs", e.RocksDB.MaxBackgroundJobs, 4)
+				check(t, "rocksdb.compaction", e.RocksDB.Compaction, "universal")
+				check(t, "rocksdb.compression", e.RocksDB.Compression, "lz4")
+				check(t, "rocksdb.stores", len(e.RocksDB.Stores), 1)
+				check(t, "rocksdb.stores.s2", e.RocksDB.Stores["s2"], state.StoreOptions{Compaction: "level", Compression: "zstd"})
 				check(t, "dev.partitions", c.Dev.Partitions, 8)
 				check(t, "dev.port", c.Dev.Port, 19092)
 				check(t, "state_cleanup_delay", e.StateCleanupDelay, time.Hour)
@@ -191,6 +204,15 @@ dev: {partitions: 8, port: 19092}
 				"restore.max_parallel: -1 is not at least 1",
 				`restore.on_truncated: "ignore" is not rebuild or fail`,
 				"state_cleanup_delay: -1s is negative",
+			},
+		},
+		{
+			name: "bad store tuning",
+			yaml: base + "rocksdb: {compaction: tiered, stores: {counts: {compression: gzip}, nope: {compaction: level}}}\n",
+			errs: []string{
+				`rocksdb: state: invalid config: compaction "tiered" is not one of [level universal]`,
+				`rocksdb: state: invalid config: stores.counts.compression "gzip" is not one of [lz4 none snappy zstd]`,
+				`rocksdb.stores.nope: no pipeline declares store "nope"`,
 			},
 		},
 		{
