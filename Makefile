@@ -49,7 +49,7 @@ test: build
 # FUZZ lists the fuzz targets as folder:Target; abi is its own module. Each
 # runs on its checked-in corpus (testdata/fuzz) and then for the given time;
 # `make test` gives each 5s, `make fuzz` FUZZTIME.
-FUZZ     := abi:FuzzBatchReader host:FuzzHostFunctions host:FuzzPrepareModule
+FUZZ     := abi:FuzzBatchReader host:FuzzHostFunctions host:FuzzPrepareModule host:FuzzInstrument
 FUZZTIME ?= 2m
 
 define fuzz-each

@@ -22,18 +22,26 @@ func BenchmarkProcessGetPut(b *testing.B) {
 		rt := newRuntime(b, RuntimeConfig{})
 		benchGetPut(b, compile(b, rt, "counter", Limits{}))
 	})
-	b.Run("go-sdk", func(b *testing.B) {
-		rt := newRuntime(b, RuntimeConfig{})
-		wasm, err := os.ReadFile(plugintest.Build(b, "host/testdata/getput"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		m, err := rt.Compile(b.Context(), "getput", wasm, Limits{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchGetPut(b, m)
-	})
+	// go-sdk/context-check is the same guest stopped at its timeout by
+	// wazero's context check at every loop header, instead of the loop
+	// instrumentation of interrupt.go.
+	for _, v := range []struct {
+		name string
+		cfg  RuntimeConfig
+	}{{"go-sdk", RuntimeConfig{}}, {"go-sdk/context-check", RuntimeConfig{ContextCheck: true}}} {
+		b.Run(v.name, func(b *testing.B) {
+			rt := newRuntime(b, v.cfg)
+			wasm, err := os.ReadFile(plugintest.Build(b, "host/testdata/getput"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := rt.Compile(b.Context(), "getput", wasm, Limits{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchGetPut(b, m)
+		})
+	}
 }
 
 func benchGetPut(b *testing.B, m *Module) {

@@ -59,7 +59,9 @@
 // random_get is a pseudo-random sequence with a fixed seed. Each fresh
 // instance starts these over. Limits caps linear memory (one wazero runtime
 // per distinct MemoryMB, all sharing one compilation cache), wall time per
-// guest call (wazero's WithCloseOnContextDone, so a looping guest stops),
+// guest call (a check Compile adds at every loop header, interrupt.go, so
+// that a looping guest stops; wazero's WithCloseOnContextDone for a module
+// it cannot rewrite),
 // output records and bytes per batch, key and value sizes, and open
 // iterators. Tables live outside linear memory, and wazero bounds neither a
 // table's declared size nor table.grow (a guest of memory_mb 1 could take

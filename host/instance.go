@@ -108,6 +108,12 @@ type Instance struct {
 	alloc   api.Function
 	process api.Function
 	stack   [2]uint64
+	// stop is the guest's interrupt global (interrupt.go), nil for a
+	// module that is not interruptible; interrupted is set when the host
+	// set it during the current call.
+	stop        api.MutableGlobal
+	disarm      func() // of the current arm, nil when none
+	interrupted bool
 
 	// Batch state, reset by each Process.
 	inBatch  bool
@@ -221,6 +227,24 @@ func (i *Instance) start(ctx context.Context) error {
 	i.alloc = g.ExportedFunction(abi.ExportAlloc)
 	i.process = g.ExportedFunction(abi.ExportProcess)
 	i.failMsg = ""
+	if i.m.interruptible {
+		stop, ok := g.ExportedGlobal(interruptExport).(api.MutableGlobal)
+		if !ok {
+			i.discard(ctx)
+			return fmt.Errorf("%w: the instrumented module lacks its %s global", ErrInternal, interruptExport)
+		}
+		i.stop = stop
+		defer i.arm(cctx)()
+	}
+	if i.m.hasStart {
+		// The module's start function, taken out of instantiation by
+		// instrument so that it runs under the timeout.
+		err := g.ExportedFunction(startExport).CallWithStack(cctx, i.stack[:])
+		i.closeIters()
+		if err != nil {
+			return fmt.Errorf("start function: %w", i.callErr(ctx, err))
+		}
+	}
 	if init := g.ExportedFunction(abi.ExportInitialize); init != nil {
 		err := init.CallWithStack(cctx, i.stack[:])
 		i.closeIters()
@@ -249,7 +273,42 @@ func (i *Instance) discard(ctx context.Context) {
 	if err := i.guest.Close(ctx); err != nil {
 		i.log.Warn("close guest", "err", err)
 	}
-	i.guest, i.alloc, i.process = nil, nil, nil
+	i.guest, i.alloc, i.process, i.stop = nil, nil, nil, nil
+	i.disarm, i.interrupted = nil, false
+}
+
+// arm makes the end of cctx (its deadline, or the caller's cancel) set the
+// guest's interrupt global, so that the guest traps at its next loop header,
+// until the returned disarm. disarm waits for a concurrent set to finish
+// and, if the guest is still alive, clears the global again: a deadline that
+// fires just as a call returns must not fail the next call. For a module
+// that is not interruptible, wazero's context check does this instead and
+// arm does nothing.
+func (i *Instance) arm(cctx context.Context) (disarm func()) {
+	if i.stop == nil {
+		return func() {}
+	}
+	stop := i.stop
+	fired := make(chan struct{})
+	cancel := context.AfterFunc(cctx, func() {
+		stop.Set(1)
+		close(fired)
+	})
+	i.interrupted = false
+	done := false
+	i.disarm = func() {
+		if done {
+			return
+		}
+		done = true
+		if cancel() {
+			return
+		}
+		<-fired // the set happened before the guest could trap on it
+		i.interrupted = true
+		stop.Set(0)
+	}
+	return i.disarm
 }
 
 // callErr turns the error of a guest call into a *GuestError and discards
@@ -257,9 +316,19 @@ func (i *Instance) discard(ctx context.Context) {
 // has closed. If ctx itself ended, its error is returned instead: the caller
 // gave up, the guest did nothing wrong.
 func (i *Instance) callErr(ctx context.Context, err error) error {
+	if i.disarm != nil {
+		i.disarm() // settles whether the host interrupted the call
+	}
+	interrupted := i.interrupted
 	i.discard(ctx)
 	var exit *sys.ExitError
-	if errors.As(err, &exit) {
+	if interrupted {
+		// The trap at a loop header that the interrupt global asked for.
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		err = fmt.Errorf("%w after %s", ErrTimeout, i.m.lim.CallTimeout)
+	} else if errors.As(err, &exit) {
 		switch exit.ExitCode() {
 		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
 			if ctx.Err() != nil {
@@ -334,6 +403,7 @@ func (i *Instance) run(ctx context.Context, recs []abi.Record) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, i.m.lim.CallTimeout)
 	defer cancel()
+	defer i.arm(cctx)()
 	i.stack[0] = api.EncodeU32(uint32(size))
 	if err := i.alloc.CallWithStack(cctx, i.stack[:]); err != nil {
 		return i.callErr(ctx, fmt.Errorf("%s: %w", abi.ExportAlloc, err))

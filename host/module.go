@@ -25,6 +25,13 @@ type Module struct {
 	w        *wruntime
 	compiled wazero.CompiledModule
 	log      *slog.Logger
+	// interruptible is set for a module rewritten by instrument: its
+	// instances stop a call through the interruptExport global. Otherwise
+	// its runtime checks the context at loop headers.
+	interruptible bool
+	// hasStart is set when instrument moved a start function to
+	// startExport.
+	hasStart bool
 }
 
 // wasmHeader is the magic number and version 1 that start every Wasm binary.
@@ -48,12 +55,21 @@ func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte, lim Lim
 	if !bytes.HasPrefix(wasm, wasmHeader) {
 		return nil, fmt.Errorf("compile %s: %w: the first bytes are %q, want %q", name, ErrNotWasm, wasm[:min(len(wasm), 8)], wasmHeader)
 	}
-	w, err := r.runtime(ctx, lim.memoryPages())
-	if err != nil {
-		return nil, fmt.Errorf("compile %s: %w", name, err)
-	}
 	start := time.Now()
 	prepared, problems, err := prepareModule(wasm) // wasmcheck.go
+	ins, ierr := instrument(prepared)              // interrupt.go
+	if r.contextCheck {
+		ierr = errors.New("RuntimeConfig.ContextCheck is set")
+	}
+	if err == nil && ierr == nil {
+		prepared = ins.wasm
+	} else if err == nil {
+		r.log.Info("module keeps wazero's context check at loop headers (slower guest calls)", "module", name, "why", ierr)
+	}
+	w, werr := r.runtime(ctx, lim.memoryPages(), ierr != nil)
+	if werr != nil {
+		return nil, fmt.Errorf("compile %s: %w", name, werr)
+	}
 	if err != nil {
 		// Not a module the walk understands: wazero says why, if it can.
 		if cm, werr := w.r.CompileModule(ctx, wasm); werr != nil {
@@ -71,8 +87,9 @@ func (r *Runtime) Compile(ctx context.Context, name string, wasm []byte, lim Lim
 		cm.Close(ctx)
 		return nil, fmt.Errorf("compile %s: %w", name, err)
 	}
-	r.log.Info("module compiled", "module", name, "bytes", len(wasm), "memory_mb", lim.MemoryMB, "took", time.Since(start))
-	return &Module{name: name, lim: lim, w: w, compiled: cm, log: r.log.With("module", name)}, nil
+	r.log.Info("module compiled", "module", name, "bytes", len(wasm), "memory_mb", lim.MemoryMB, "interruptible", ierr == nil, "took", time.Since(start))
+	return &Module{name: name, lim: lim, w: w, compiled: cm, log: r.log.With("module", name),
+		interruptible: ierr == nil, hasStart: ierr == nil && ins.hasStart}, nil
 }
 
 // Name returns the name given to Compile.

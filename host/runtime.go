@@ -20,6 +20,12 @@ type RuntimeConfig struct {
 	CacheDir string
 	// Logger receives lifecycle events. Nil discards them.
 	Logger *slog.Logger
+	// ContextCheck compiles every module with wazero's context check at
+	// each loop header instead of flowstate's loop instrumentation
+	// (interrupt.go), which is several times faster for a Go guest. Both
+	// stop a guest call at its timeout; this is the slower, simpler one,
+	// for comparison.
+	ContextCheck bool
 }
 
 // Runtime compiles modules and holds what their instances share: one
@@ -27,12 +33,21 @@ type RuntimeConfig struct {
 // sets the memory limit per runtime), each with wasi_snapshot_preview1.
 // It is safe for concurrent use.
 type Runtime struct {
-	log   *slog.Logger
-	cache wazero.CompilationCache
+	log          *slog.Logger
+	cache        wazero.CompilationCache
+	contextCheck bool // RuntimeConfig.ContextCheck
 
 	mu     sync.Mutex
-	rts    map[uint32]*wruntime // by memory limit in pages
+	rts    map[runtimeKey]*wruntime
 	closed bool
+}
+
+// runtimeKey tells wazero runtimes apart: by memory limit, and by whether
+// compiled code checks the context at loop headers (for modules that
+// instrument, interrupt.go, cannot rewrite).
+type runtimeKey struct {
+	pages        uint32
+	contextCheck bool
 }
 
 // wruntime is one wazero runtime and what the module checks need of it.
@@ -56,7 +71,7 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 			return nil, fmt.Errorf("compilation cache %s: %w", cfg.CacheDir, err)
 		}
 	}
-	return &Runtime{log: log, cache: cache, rts: make(map[uint32]*wruntime)}, nil
+	return &Runtime{log: log, cache: cache, contextCheck: cfg.ContextCheck, rts: make(map[runtimeKey]*wruntime)}, nil
 }
 
 // Close closes every wazero runtime, and with them every module and
@@ -81,29 +96,31 @@ func (r *Runtime) Close(ctx context.Context) error {
 }
 
 // runtime returns the wazero runtime for a memory limit, creating it on
-// first use.
-func (r *Runtime) runtime(ctx context.Context, pages uint32) (*wruntime, error) {
+// first use. With contextCheck, compiled code checks for a done context at
+// every loop header, so that a call past its deadline stops even in a loop
+// without host calls; without, the module must be instrumented
+// (interrupt.go), which does the same at a fraction of the cost.
+func (r *Runtime) runtime(ctx context.Context, pages uint32, contextCheck bool) (*wruntime, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil, ErrClosed
 	}
-	if w, ok := r.rts[pages]; ok {
+	key := runtimeKey{pages, contextCheck}
+	if w, ok := r.rts[key]; ok {
 		return w, nil
 	}
 	cfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(r.cache).
 		WithMemoryLimitPages(pages).
-		// Compiled code checks for a done context, so that a call past its
-		// deadline stops even in a loop without host calls.
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(contextCheck)
 	wr := wazero.NewRuntimeWithConfig(ctx, cfg)
 	w, err := newWruntime(ctx, wr)
 	if err != nil {
 		wr.Close(ctx)
 		return nil, fmt.Errorf("wazero runtime: %w", err)
 	}
-	r.rts[pages] = w
+	r.rts[key] = w
 	return w, nil
 }
 
