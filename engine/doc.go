@@ -2,6 +2,12 @@
 // makes a task for each assigned partition of each pipeline, restores the
 // task's stores, feeds it batches, and drives its commits.
 //
+// The processes of an application share its input partitions through the
+// group balancer of balancer.go: the partitions of one task always go to one
+// process, a task stays where it runs, and one that must move goes to the
+// process whose copy of its stores is the most caught up, the tasks of the
+// group balanced to within one per process.
+//
 // A task owns one Wasm instance and one RocksDB database and runs on its own
 // goroutine; tasks share nothing mutable. A commit of a task, under
 // at-least-once, is: produce the collapsed write buffer to the changelog, wait

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -172,6 +173,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("rocksdb budget: %w", err)
 	}
 	defer e.budget.Close()
+	e.recoverClosedOffsets() // janitor.go: before any task, for the first join
 
 	e.rt, err = host.NewRuntime(ctx, host.RuntimeConfig{
 		CacheDir: e.cfg.CacheDir,
@@ -193,9 +195,10 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	err = e.ensureTopics(ctx, admin)
-	admin.Close()
-	if err != nil {
+	// The admin client also serves the group balancer, which lists
+	// changelog end offsets when this process leads the group.
+	defer admin.Close()
+	if err := e.ensureTopics(ctx, admin); err != nil {
 		return err
 	}
 
@@ -210,6 +213,12 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		kgo.SessionTimeout(e.cfg.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, e.cfg.SessionTimeout/3)),
 		kgo.ConsumeTopics(inputs...),
+		// flowstate's balancer (balancer.go): co-partitioned inputs together,
+		// sticky and lag-aware. The cooperative sticky balancer after it is
+		// what a group still holding members of an older flowstate agrees
+		// on during a rolling upgrade; once every member offers
+		// flowstate-v1, the group switches to it (both are cooperative).
+		kgo.Balancers(&groupBalancer{e: e, adm: kadm.NewClient(admin)}, kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(e.assigned),
@@ -424,7 +433,11 @@ func (e *Engine) commitGroup(ctx context.Context, ts []*task) error {
 					min = o
 				}
 			}
-			if t.groupCommitted[topic] == min {
+			// Only above the group's offset, once adjustOffsets has told
+			// it: a task back on an old store holds that store's input
+			// offset until it has processed a record, and committing it
+			// would rewind the group under a fetch not yet started.
+			if c, ok := t.groupCommitted[topic]; !ok || min <= c {
 				continue
 			}
 			if offsets[topic] == nil {

@@ -91,13 +91,17 @@ func (e *Engine) openGates(t *task) {
 // offset and the offset its tasks' stores recorded: a store committed
 // locally before the group commit was lost already holds those records'
 // effects. Partitions without a group offset start where the stores say, or
-// at the beginning.
+// at the beginning. It also tells the tasks the group's offset, below which
+// commitGroup never commits.
 func (e *Engine) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for topic, parts := range offsets {
 		for p, off := range parts {
 			ts := e.parts[topicPartition{topic, p}]
+			for _, t := range ts {
+				t.groupCommitted[topic] = off.EpochOffset().Offset // negative when none
+			}
 			stored := int64(-1)
 			for i, t := range ts {
 				o, ok := t.storedInput[topic]

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowstate/flowstate/state"
 )
 
 // State cleanup. A task that leaves the process (its partition was revoked,
@@ -21,8 +25,12 @@ import (
 //
 //   - When a task's store closes, the task writes the time into the file
 //     closed-at of its directory (RFC 3339 text; a file rather than the
-//     directory's mtime, which RocksDB's own files move and a copy loses);
-//     when a task opens the directory again it removes the file.
+//     directory's mtime, which RocksDB's own files move and a copy loses),
+//     and the stores' changelog offsets into closed-offsets.json, which the
+//     group balancer reports at every join without opening the store
+//     (balancer.go); when a task opens the directory again it removes both.
+//     A directory a crash left without offsets gets them at the next start,
+//     before the engine joins the group (recoverClosedOffsets).
 //   - A directory is unused since the later of its closed-at time and the
 //     engine's start: a directory found at startup (closed by an earlier
 //     run, or left by a crash with no closed-at) is deleted only if no task
@@ -37,24 +45,129 @@ import (
 // last closed.
 const closedFile = "closed-at"
 
+// closedOffsetsFile is the file in a task directory holding its stores'
+// changelog offsets as of its last close: a JSON object of store name to
+// next changelog offset, {"changelog":{"seen":120}}.
+const closedOffsetsFile = "closed-offsets.json"
+
+type closedOffsets struct {
+	Changelog map[string]int64 `json:"changelog"`
+}
+
 // deletingPrefix marks a directory being deleted.
 const deletingPrefix = ".deleting-"
 
 var taskDirRe = regexp.MustCompile(`^.+-[0-9]+$`)
 
-// markClosed records in the task's directory that its store closed now.
-func (e *Engine) markClosed(t *task) {
-	path := filepath.Join(e.taskDir(t.key), closedFile)
+// markClosed records in the task's directory that its store closed now,
+// with the stores' changelog offsets as it closed (nil when they are not
+// known: the directory is then not reported to the group).
+func (e *Engine) markClosed(t *task, changelog map[string]int64) {
+	dir := e.taskDir(t.key)
+	if changelog != nil {
+		if err := writeClosedOffsets(dir, changelog); err != nil {
+			t.log.Warn("record closed store offsets", "err", err)
+		}
+	} else if err := os.Remove(filepath.Join(dir, closedOffsetsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.log.Warn("remove closed store offsets", "err", err)
+	}
+	path := filepath.Join(dir, closedFile)
 	if err := os.WriteFile(path, []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o644); err != nil {
 		t.log.Warn("record close time", "err", err)
 	}
 }
 
-// markOpen removes the close time of the task's directory.
+// markOpen removes the close time and the closed offsets of the task's
+// directory: the open store moves on from them.
 func (e *Engine) markOpen(t *task) {
-	if err := os.Remove(filepath.Join(e.taskDir(t.key), closedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		t.log.Warn("remove close time", "err", err)
+	for _, name := range []string{closedFile, closedOffsetsFile} {
+		if err := os.Remove(filepath.Join(e.taskDir(t.key), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.log.Warn("remove "+name, "err", err)
+		}
 	}
+}
+
+// writeClosedOffsets writes the closed offsets file of dir, through a
+// rename so that a reader never sees half of it.
+func writeClosedOffsets(dir string, changelog map[string]int64) error {
+	b, err := json.Marshal(closedOffsets{Changelog: changelog})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", closedOffsetsFile, err)
+	}
+	path := filepath.Join(dir, closedOffsetsFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	return nil
+}
+
+// readClosedOffsets returns the store offsets recorded when the task of
+// directory dir last closed.
+func readClosedOffsets(dir string) (map[string]int64, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, closedOffsetsFile))
+	if err != nil {
+		return nil, false
+	}
+	var off closedOffsets
+	if err := json.Unmarshal(b, &off); err != nil || off.Changelog == nil {
+		return nil, false
+	}
+	return off.Changelog, true
+}
+
+// recoverClosedOffsets writes the closed offsets of every task directory of
+// a configured pipeline that has none (a crash closed no store), opening
+// each such store once, so that the first join reports it. It runs before
+// any task exists.
+func (e *Engine) recoverClosedOffsets() {
+	dir := filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	stores := map[string][]string{}
+	for _, p := range e.pipelines {
+		stores[p.cfg.Name] = p.cfg.Stores
+	}
+	for _, ent := range entries {
+		key, ok := parseTaskDir(ent.Name())
+		if !ok || !ent.IsDir() {
+			continue
+		}
+		names, ok := stores[key.pipeline]
+		path := filepath.Join(dir, ent.Name())
+		if !ok {
+			continue
+		}
+		if _, ok := readClosedOffsets(path); ok {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(path, "CURRENT")); err != nil {
+			continue // not a RocksDB (yet): nothing to report
+		}
+		if err := recoverOffsets(path, names, e.budget); err != nil {
+			e.log.Warn("read store offsets", "dir", path, "err", err)
+		}
+	}
+}
+
+func recoverOffsets(dir string, stores []string, budget *state.Budget) error {
+	db, err := state.Open(state.Config{Dir: dir, Stores: stores, Budget: budget})
+	if err != nil {
+		return err
+	}
+	off, err := db.Offsets()
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return writeClosedOffsets(dir, off.Changelog)
 }
 
 // janitor deletes unused task directories until ctx ends. started is the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,12 +80,17 @@ type task struct {
 	// storedInput is the input offsets recorded in the store when the task
 	// was opened; read by adjustOffsets under e.mu.
 	storedInput map[string]int64
-	// groupCommitted is the offset last committed to the group per input;
-	// guarded by e.mu.
+	// groupCommitted is the group's offset per input: as fetched when the
+	// partition was assigned (adjustOffsets), then as last committed;
+	// commitGroup commits only above it. Guarded by e.mu.
 	groupCommitted map[string]int64
 
 	durMu   sync.Mutex
 	durable map[string]int64 // input offsets made durable by the last local commit
+	// changelog is the next changelog offset per store as of the last
+	// local commit or restore, for the group balancer (balancer.go);
+	// guarded by durMu.
+	changelog map[string]int64
 
 	// Owned by the task goroutine.
 	db        *state.DB
@@ -126,6 +132,7 @@ func (e *Engine) newTask(pl *pipeline, partition int32) *task {
 		storedInput:    map[string]int64{},
 		groupCommitted: map[string]int64{},
 		durable:        map[string]int64{},
+		changelog:      map[string]int64{},
 		processed:      map[string]int64{},
 	}
 	t.ctx, t.cancel = context.WithCancel(context.WithoutCancel(e.runCtx))
@@ -147,6 +154,7 @@ func (e *Engine) newTask(pl *pipeline, partition int32) *task {
 				t.durable[topic] = o
 				t.processed[topic] = o
 			}
+			t.setChangelogOffsets(off.Changelog)
 		}
 	}
 	if t.openErr != nil {
@@ -175,6 +183,24 @@ func (t *task) send(ctx context.Context, recs []*kgo.Record) {
 	case <-t.done:
 	case <-ctx.Done():
 	}
+}
+
+// setChangelogOffsets records the stores' changelog offsets after a commit
+// or a restore; stores missing from off keep theirs.
+func (t *task) setChangelogOffsets(off map[string]int64) {
+	t.durMu.Lock()
+	for store, o := range off {
+		t.changelog[store] = o
+	}
+	t.durMu.Unlock()
+}
+
+// changelogOffsets returns the stores' changelog offsets as of the last
+// local commit or restore; safe from any goroutine.
+func (t *task) changelogOffsets() map[string]int64 {
+	t.durMu.Lock()
+	defer t.durMu.Unlock()
+	return maps.Clone(t.changelog)
 }
 
 func (t *task) durableOffsets() map[string]int64 {
@@ -310,6 +336,9 @@ func (t *task) start() error {
 		return err
 	}
 	t.restored.Store(res.Records)
+	if off, err := t.db.Offsets(); err == nil {
+		t.setChangelogOffsets(off.Changelog)
+	}
 	t.inst, err = t.pl.module.Instantiate(t.ctx, host.InstanceConfig{
 		DB:     t.db,
 		Stores: t.pl.cfg.Stores,
@@ -329,10 +358,17 @@ func (t *task) release() {
 		t.inst = nil
 	}
 	if t.db != nil {
+		// The offsets as the store closes, restore progress included: a
+		// later join reports them without opening the store.
+		off, err := t.db.Offsets()
+		if err != nil {
+			off.Changelog = nil
+		}
 		if err := t.db.Close(); err != nil {
 			t.log.Warn("close store", "err", err)
+			off.Changelog = nil
 		}
-		t.e.markClosed(t) // janitor.go
+		t.e.markClosed(t, off.Changelog) // janitor.go
 	}
 }
 
@@ -515,6 +551,9 @@ func (t *task) commitLocal(off state.Offsets, changes int, begin time.Time) erro
 	t.durMu.Lock()
 	for topic, o := range off.Input {
 		t.durable[topic] = o
+	}
+	for store, o := range off.Changelog {
+		t.changelog[store] = o
 	}
 	t.durMu.Unlock()
 

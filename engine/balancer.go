@@ -1,0 +1,879 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Task assignment. The processes of one application share its input
+// partitions through Kafka's classic group protocol, with this balancer
+// (protocol "flowstate-v1"). Every member sends, in the user data of its
+// subscription, the changelog offsets of every task store it has on disk:
+// the open tasks' offsets as of their last commit (from memory), and the
+// closed ones' from the file their task wrote when it closed (janitor.go),
+// so that a join opens no RocksDB. The leader lists the changelogs' end
+// offsets, computes every member's lag for every task, and assigns
+// (assignTasks):
+//
+//   - the input partitions of one task together: partition p of every input
+//     of a pipeline, and of every pipeline sharing one of those inputs,
+//     since a partition feeds all the pipelines reading it ("units" below);
+//   - to the member that owns the unit now (sticky), else to the member
+//     with the smallest lag (its copy is the most caught up), else to the
+//     least loaded one; never so that a member holds more than one unit
+//     above another;
+//   - cooperatively: a unit moving between members is first revoked by its
+//     owner and assigned in the rebalance that follows
+//     (kgo.BalancePlan.AdjustCooperative), so tasks that stay are never
+//     stopped.
+//
+// The assignment is deterministic: members and units are sorted, and ties
+// are broken by that order.
+
+// balancerProtocol names the group protocol of groupBalancer. A new
+// assignment algorithm that old members could not follow gets a new name.
+const balancerProtocol = "flowstate-v1"
+
+// userDataVersion is the version byte of the subscription user data.
+//
+// Version 1, after the version byte:
+//
+//	uvarint  number of tasks, then for each, sorted by pipeline, partition:
+//	  string   pipeline (uvarint length, bytes)
+//	  varint   partition
+//	  byte     flags: 1 = the task is open in the member (logged; the
+//	           assignment goes by the owned partitions of the subscription)
+//	  uvarint  number of stores, then for each, sorted by name:
+//	    string   store
+//	    varint   next changelog offset of the store (last applied + 1)
+//
+// A leader that cannot read a member's user data (a later version, or
+// garbage) balances as if the member held no stores.
+const userDataVersion = 1
+
+// endOffsetsTimeout bounds the leader's listing of changelog end offsets:
+// balancing happens while the whole group waits.
+const endOffsetsTimeout = 2 * time.Second
+
+// storeState is what a member reports about one task directory.
+type storeState struct {
+	task taskKey
+	open bool
+	// changelog maps a store name to its next changelog offset; stores
+	// never committed are missing.
+	changelog map[string]int64
+}
+
+const flagOpen = 1
+
+func encodeUserData(states []storeState) []byte {
+	states = slices.Clone(states)
+	slices.SortFunc(states, func(a, b storeState) int {
+		return cmp.Or(cmp.Compare(a.task.pipeline, b.task.pipeline), cmp.Compare(a.task.partition, b.task.partition))
+	})
+	b := []byte{userDataVersion}
+	b = binary.AppendUvarint(b, uint64(len(states)))
+	appendString := func(b []byte, s string) []byte {
+		return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+	}
+	for _, s := range states {
+		b = appendString(b, s.task.pipeline)
+		b = binary.AppendVarint(b, int64(s.task.partition))
+		var flags byte
+		if s.open {
+			flags |= flagOpen
+		}
+		b = append(b, flags)
+		stores := make([]string, 0, len(s.changelog))
+		for name := range s.changelog {
+			stores = append(stores, name)
+		}
+		slices.Sort(stores)
+		b = binary.AppendUvarint(b, uint64(len(stores)))
+		for _, name := range stores {
+			b = appendString(b, name)
+			b = binary.AppendVarint(b, s.changelog[name])
+		}
+	}
+	return b
+}
+
+// errUserData marks subscription user data that cannot be read.
+var errUserData = errors.New("engine: bad subscription user data")
+
+func decodeUserData(b []byte) ([]storeState, error) {
+	if len(b) == 0 {
+		return nil, nil // a member of another protocol, or one with nothing to say
+	}
+	if b[0] != userDataVersion {
+		return nil, fmt.Errorf("%w: version %d, want %d", errUserData, b[0], userDataVersion)
+	}
+	b = b[1:]
+	bad := func(what string) error { return fmt.Errorf("%w: truncated at %s", errUserData, what) }
+	uvarint := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	varint := func() (int64, bool) {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	str := func() (string, bool) {
+		n, ok := uvarint()
+		if !ok || n > uint64(len(b)) {
+			return "", false
+		}
+		s := string(b[:n])
+		b = b[n:]
+		return s, true
+	}
+	n, ok := uvarint()
+	// Every task takes at least 4 bytes: a bound before allocating.
+	if !ok || n > uint64(len(b))/4 {
+		return nil, bad("task count")
+	}
+	states := make([]storeState, 0, n)
+	for range n {
+		var s storeState
+		var p int64
+		if s.task.pipeline, ok = str(); !ok {
+			return nil, bad("pipeline")
+		}
+		if p, ok = varint(); !ok || p < 0 || p > math.MaxInt32 {
+			return nil, bad("partition")
+		}
+		s.task.partition = int32(p)
+		if len(b) == 0 {
+			return nil, bad("flags")
+		}
+		s.open = b[0]&flagOpen != 0
+		b = b[1:]
+		ns, ok := uvarint()
+		if !ok || ns > uint64(len(b))/2 {
+			return nil, bad("store count")
+		}
+		s.changelog = make(map[string]int64, ns)
+		for range ns {
+			name, ok := str()
+			if !ok {
+				return nil, bad("store")
+			}
+			off, ok := varint()
+			if !ok {
+				return nil, bad("offset")
+			}
+			s.changelog[name] = off
+		}
+		states = append(states, s)
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last task", errUserData, len(b))
+	}
+	return states, nil
+}
+
+// storeStates lists the task directories of this process: the open tasks
+// with their offsets as of their last commit, and the closed directories
+// still kept with the offsets their task wrote when it closed. A directory
+// without that file (left by a crash before recoverClosedOffsets ran, or
+// being deleted) is left out.
+func (e *Engine) storeStates() []storeState {
+	var states []storeState
+	open := map[taskKey]bool{}
+	e.track.mu.Lock()
+	live := make([]*task, 0, len(e.track.live))
+	for t := range e.track.live {
+		live = append(live, t)
+	}
+	e.track.mu.Unlock()
+	for _, t := range live {
+		if open[t.key] {
+			continue
+		}
+		open[t.key] = true
+		states = append(states, storeState{task: t.key, open: true, changelog: t.changelogOffsets()})
+	}
+	dir := filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return states
+	}
+	for _, ent := range entries {
+		key, ok := parseTaskDir(ent.Name())
+		if !ok || !ent.IsDir() || open[key] {
+			continue
+		}
+		off, ok := readClosedOffsets(filepath.Join(dir, ent.Name()))
+		if !ok {
+			continue
+		}
+		states = append(states, storeState{task: key, changelog: off})
+	}
+	return states
+}
+
+// parseTaskDir is the inverse of taskDir's last element: <pipeline>-<partition>.
+func parseTaskDir(name string) (taskKey, bool) {
+	if !taskDirRe.MatchString(name) || strings.HasPrefix(name, deletingPrefix) {
+		return taskKey{}, false
+	}
+	i := strings.LastIndexByte(name, '-')
+	p, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil {
+		return taskKey{}, false
+	}
+	return taskKey{name[:i], int32(p)}, true
+}
+
+// groupBalancer is flowstate's kgo.GroupBalancer.
+type groupBalancer struct {
+	e   *Engine
+	adm *kadm.Client // lists changelog end offsets when this member leads
+}
+
+var _ kgo.GroupBalancer = (*groupBalancer)(nil)
+
+func (*groupBalancer) ProtocolName() string { return balancerProtocol }
+
+// IsCooperative is true: members revoke only the partitions that move.
+func (*groupBalancer) IsCooperative() bool { return true }
+
+// JoinGroupMetadata is the consumer protocol's subscription, as the
+// cooperative sticky balancer writes it (the owned partitions and the
+// generation they were assigned in), with the member's store states as
+// user data.
+func (b *groupBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 3
+	meta.Topics = interests
+	meta.Generation = generation
+	for topic, parts := range current {
+		owned := kmsg.NewConsumerMemberMetadataOwnedPartition()
+		owned.Topic = topic
+		owned.Partitions = parts
+		meta.OwnedPartitions = append(meta.OwnedPartitions, owned)
+	}
+	slices.SortFunc(meta.OwnedPartitions, func(a, b kmsg.ConsumerMemberMetadataOwnedPartition) int {
+		return cmp.Compare(a.Topic, b.Topic)
+	})
+	meta.UserData = encodeUserData(b.e.storeStates())
+	return meta.AppendTo(nil)
+}
+
+func (*groupBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	return kgo.ParseConsumerSyncAssignment(assignment)
+}
+
+func (b *groupBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	cb, err := kgo.NewConsumerBalancer(b, members)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", balancerProtocol, err)
+	}
+	return cb, cb.MemberTopics(), nil
+}
+
+// Balance runs on the leader: it reads every member's subscription, lists
+// the changelog end offsets, assigns, and holds back what must first be
+// revoked elsewhere.
+func (b *groupBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+	log := b.e.log
+	in := assignInput{partitions: topics, pipelines: b.e.shapes()}
+	byID := map[string]*kmsg.JoinGroupResponseMember{}
+	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
+		byID[m.MemberID] = m
+		am := assignMember{
+			id:         m.MemberID,
+			topics:     meta.Topics,
+			generation: meta.Generation,
+			owned:      map[string][]int32{},
+			stores:     map[taskKey]map[string]int64{},
+		}
+		if m.InstanceID != nil {
+			am.instance = *m.InstanceID
+		}
+		for _, o := range meta.OwnedPartitions {
+			am.owned[o.Topic] = append(am.owned[o.Topic], o.Partitions...)
+		}
+		states, err := decodeUserData(meta.UserData)
+		if err != nil {
+			log.Warn("assignment: member's store states unreadable; balancing as if it had none", "member", m.MemberID, "err", err)
+		}
+		open := 0
+		for _, s := range states {
+			am.stores[s.task] = s.changelog
+			if s.open {
+				open++
+			}
+		}
+		log.Debug("assignment: member", "member", m.MemberID, "topics", meta.Topics, "generation", meta.Generation,
+			"stores_open", open, "stores_closed", len(states)-open)
+		in.members = append(in.members, am)
+	})
+	in.ends = b.endOffsets(in.pipelines, topics)
+
+	plan := assignTasks(in)
+	bp := cb.NewPlan()
+	for id, parts := range plan.members {
+		for topic, ps := range parts {
+			bp.AddPartitions(byID[id], topic, ps)
+		}
+	}
+	bp.AdjustCooperative(cb)
+	b.logPlan(cb.Info().Generation, in.members, plan, bp.AsMemberIDMap())
+	return bp
+}
+
+// shapes describes the engine's pipelines for assignTasks.
+func (e *Engine) shapes() []pipelineShape {
+	out := make([]pipelineShape, len(e.pipelines))
+	for i, p := range e.pipelines {
+		out[i] = pipelineShape{name: p.cfg.Name, inputs: p.cfg.Inputs, stores: p.cfg.Stores, changelogs: p.changelogs}
+	}
+	return out
+}
+
+// endOffsets lists the end offsets of the changelog partitions of every
+// task to assign. On a failure (or a timeout) the partitions not listed
+// are missing, and assignTasks compares the members' offsets as they are.
+func (b *groupBalancer) endOffsets(shapes []pipelineShape, topics map[string]int32) map[topicPartition]int64 {
+	var changelogs []string
+	for _, s := range shapes {
+		changelogs = append(changelogs, s.changelogs...)
+	}
+	if len(changelogs) == 0 || len(topics) == 0 || b.adm == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(b.e.runCtx, endOffsetsTimeout)
+	defer cancel()
+	listed, err := b.adm.ListEndOffsets(ctx, changelogs...)
+	if err != nil {
+		b.e.log.Warn("assignment: list changelog end offsets; comparing the members' offsets as they are", "err", err)
+		return nil
+	}
+	ends := map[topicPartition]int64{}
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset >= 0 {
+			ends[topicPartition{o.Topic, o.Partition}] = o.Offset
+		}
+	})
+	return ends
+}
+
+// logPlan writes one "assignment" line per member: the tasks it gets now,
+// why, and those it gets once their owner has revoked them.
+func (b *groupBalancer) logPlan(generation int32, members []assignMember, plan assignPlan, final map[string]map[string][]int32) {
+	type summary struct {
+		tasks, waiting                        []string
+		kept, caughtUp, leastLoaded, overload int
+		moved                                 int
+		lag                                   int64
+	}
+	sums := map[string]*summary{}
+	for _, m := range members {
+		sums[m.id] = &summary{}
+	}
+	for _, d := range plan.units {
+		s := sums[d.member]
+		if s == nil {
+			continue
+		}
+		now := true
+		for _, tp := range d.parts {
+			if !slices.Contains(final[d.member][tp.topic], tp.partition) {
+				now = false
+			}
+		}
+		if now {
+			s.tasks = append(s.tasks, d.names...)
+		} else {
+			s.waiting = append(s.waiting, d.names...)
+		}
+		switch d.reason {
+		case reasonKept:
+			s.kept++
+		case reasonCaughtUp:
+			s.caughtUp++
+		case reasonLeastLoaded:
+			s.leastLoaded++
+		case reasonOverloaded:
+			s.overload++
+		}
+		if d.owner != "" && d.owner != d.member {
+			s.moved++
+		}
+		s.lag += d.lag
+	}
+	for _, m := range members {
+		s := sums[m.id]
+		args := []any{"member", m.id}
+		if m.instance != "" {
+			args = append(args, "instance_id", m.instance)
+		}
+		args = append(args, "generation", generation, "tasks", s.tasks,
+			"kept", s.kept, "caught_up", s.caughtUp, "least_loaded", s.leastLoaded,
+			"moved", s.moved, "restore_lag", s.lag)
+		if s.overload > 0 {
+			args = append(args, "overloaded", s.overload)
+		}
+		if len(s.waiting) > 0 {
+			args = append(args, "after_revoke", s.waiting)
+		}
+		b.e.log.Info("assignment", args...)
+	}
+}
+
+// pipelineShape is what assignment needs to know of a pipeline.
+type pipelineShape struct {
+	name       string
+	inputs     []string
+	stores     []string
+	changelogs []string // changelog topic per store
+}
+
+// assignMember is one group member as the leader sees it.
+type assignMember struct {
+	id         string
+	instance   string // instance_id, "" for a dynamic member
+	topics     []string
+	generation int32              // of owned
+	owned      map[string][]int32 // the partitions the member consumes now
+	stores     map[taskKey]map[string]int64
+}
+
+// assignInput is everything assignTasks decides from.
+type assignInput struct {
+	members []assignMember
+	// partitions are the topics to assign, with their partition counts.
+	partitions map[string]int32
+	pipelines  []pipelineShape
+	// ends are the changelogs' end offsets; a partition missing here is
+	// taken to end at the highest offset a member reported for it.
+	ends map[topicPartition]int64
+}
+
+// assignReason says why a unit went to its member.
+type assignReason string
+
+const (
+	reasonKept        assignReason = "kept"         // its owner keeps it
+	reasonCaughtUp    assignReason = "caught_up"    // the member with room whose copy lags least
+	reasonLeastLoaded assignReason = "least_loaded" // no member with room has a useful copy
+	reasonOverloaded  assignReason = "overloaded"   // no member that subscribes to it has room
+)
+
+// unitDecision is where one unit went.
+type unitDecision struct {
+	names  []string         // its tasks, pipeline/partition (topic/partition for a topic no pipeline reads)
+	parts  []topicPartition // its input partitions, sorted
+	member string
+	owner  string // the member owning it before, or ""
+	reason assignReason
+	lag    int64 // the changelog records the member has to restore
+}
+
+// assignPlan is the result of assignTasks.
+type assignPlan struct {
+	members map[string]map[string][]int32 // member -> topic -> sorted partitions
+	units   []unitDecision                // in unit order
+}
+
+// unit is the input partitions that go to one member together.
+type unit struct {
+	parts []topicPartition
+	tasks []taskKey
+}
+
+// assignTasks assigns units of input partitions to members: sticky, then
+// lag-aware, then by load, with every member within one unit of the
+// others (unless subscriptions differ so much that no member with room
+// may take a unit). It is a pure function of in.
+func assignTasks(in assignInput) assignPlan {
+	members := slices.Clone(in.members)
+	slices.SortFunc(members, func(a, b assignMember) int {
+		// kgo's order: static members first, by instance_id, then by id.
+		if (a.instance != "") != (b.instance != "") {
+			if a.instance != "" {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.instance, b.instance), cmp.Compare(a.id, b.id))
+	})
+	plan := assignPlan{members: map[string]map[string][]int32{}}
+	for _, m := range members {
+		plan.members[m.id] = map[string][]int32{}
+	}
+	if len(members) == 0 {
+		return plan
+	}
+	subscribed := make([]map[string]bool, len(members))
+	for i, m := range members {
+		subscribed[i] = map[string]bool{}
+		for _, t := range m.topics {
+			subscribed[i][t] = true
+		}
+	}
+	eligibleFor := func(parts []topicPartition) []int {
+		var el []int
+		for i := range members {
+			ok := true
+			for _, tp := range parts {
+				ok = ok && subscribed[i][tp.topic]
+			}
+			if ok {
+				el = append(el, i)
+			}
+		}
+		return el
+	}
+
+	var units []unit
+	var eligible [][]int
+	for _, u := range buildUnits(in.partitions, in.pipelines) {
+		if el := eligibleFor(u.parts); len(el) > 0 {
+			units, eligible = append(units, u), append(eligible, el)
+			continue
+		}
+		// No member reads all of the unit's topics (members with different
+		// pipelines): its partitions go one by one to members that read
+		// them.
+		for _, tp := range u.parts {
+			el := eligibleFor([]topicPartition{tp})
+			if len(el) == 0 {
+				continue
+			}
+			one := unit{parts: []topicPartition{tp}}
+			for _, k := range u.tasks {
+				if readsTopic(in.pipelines, k.pipeline, tp.topic) {
+					one.tasks = append(one.tasks, k)
+				}
+			}
+			units, eligible = append(units, one), append(eligible, el)
+		}
+	}
+
+	lag, useful := lags(in, members, units)
+	owner, claimed := owners(members, units, eligible)
+
+	n, m := len(units), len(members)
+	minLoad, extra := n/m, n%m
+	load := make([]int, m)
+	assignedTo := make([]int, n)
+	reasons := make([]assignReason, n)
+	for u := range assignedTo {
+		assignedTo[u] = -1
+	}
+
+	// Owners keep their units up to their share. Those owning the most get
+	// the shares of one unit more, so that the fewest units move.
+	owned := make([][]int, m)
+	for u, o := range owner {
+		if o >= 0 {
+			owned[o] = append(owned[o], u)
+		}
+	}
+	capOf := make([]int, m)
+	byOwned := make([]int, m)
+	for i := range byOwned {
+		byOwned[i] = i
+		capOf[i] = minLoad
+	}
+	slices.SortStableFunc(byOwned, func(a, b int) int { return cmp.Compare(len(owned[b]), len(owned[a])) })
+	for _, i := range byOwned {
+		if len(owned[i]) > minLoad && extra > 0 {
+			capOf[i]++
+			extra--
+		}
+	}
+	// A member short of its share receives what owners give up.
+	receives := func(r int) bool {
+		return len(owned[r]) < minLoad || (len(owned[r]) == minLoad && extra > 0)
+	}
+	for i, us := range owned {
+		if len(us) > capOf[i] {
+			// Give up the units some receiver has the best copy of; keep
+			// those nobody else could take over cheaply, then those of
+			// which the member owns the most partitions (a unit the old
+			// balancer split), then the first ones.
+			alt := map[int]int64{}
+			for _, u := range us {
+				alt[u] = math.MaxInt64
+				for _, r := range eligible[u] {
+					if r != i && receives(r) && lag[u][r] < alt[u] {
+						alt[u] = lag[u][r]
+					}
+				}
+			}
+			slices.SortStableFunc(us, func(a, b int) int {
+				return cmp.Or(cmp.Compare(alt[b], alt[a]), cmp.Compare(claimed[b], claimed[a]))
+			})
+			us = us[:capOf[i]]
+		}
+		for _, u := range us {
+			assignedTo[u], reasons[u] = i, reasonKept
+			load[i]++
+		}
+	}
+
+	// The rest go one at a time: of every unit and member with room, the
+	// pair with the least lag, then the least loaded member, then the
+	// first unit and member.
+	hasRoom := func(i int) bool { return load[i] < minLoad || (load[i] == minLoad && extra > 0) }
+	give := func(u, i int, r assignReason) {
+		if load[i] == minLoad {
+			extra--
+		}
+		assignedTo[u], reasons[u] = i, r
+		load[i]++
+	}
+	for {
+		bu, bi := -1, -1
+		for u := range units {
+			if assignedTo[u] >= 0 {
+				continue
+			}
+			for _, i := range eligible[u] {
+				if !hasRoom(i) {
+					continue
+				}
+				if bu < 0 || lag[u][i] < lag[bu][bi] || (lag[u][i] == lag[bu][bi] && load[i] < load[bi]) {
+					bu, bi = u, i
+				}
+			}
+		}
+		if bu < 0 {
+			break
+		}
+		r := reasonLeastLoaded
+		if useful[bu][bi] {
+			r = reasonCaughtUp
+		}
+		give(bu, bi, r)
+	}
+	// Units no member with room may take go to the least loaded member
+	// that reads them.
+	for u := range units {
+		if assignedTo[u] >= 0 {
+			continue
+		}
+		best := -1
+		for _, i := range eligible[u] {
+			if best < 0 || load[i] < load[best] || (load[i] == load[best] && lag[u][i] < lag[u][best]) {
+				best = i
+			}
+		}
+		assignedTo[u], reasons[u] = best, reasonOverloaded
+		load[best]++
+	}
+
+	for u, un := range units {
+		i := assignedTo[u]
+		d := unitDecision{parts: un.parts, member: members[i].id, reason: reasons[u], lag: lag[u][i]}
+		if owner[u] >= 0 {
+			d.owner = members[owner[u]].id
+		}
+		for _, k := range un.tasks {
+			d.names = append(d.names, k.String())
+		}
+		if len(un.tasks) == 0 {
+			for _, tp := range un.parts {
+				d.names = append(d.names, tp.topic+"/"+strconv.Itoa(int(tp.partition)))
+			}
+		}
+		plan.units = append(plan.units, d)
+		for _, tp := range un.parts {
+			mp := plan.members[members[i].id]
+			mp[tp.topic] = append(mp[tp.topic], tp.partition)
+		}
+	}
+	for _, mp := range plan.members {
+		for _, ps := range mp {
+			slices.Sort(ps)
+		}
+	}
+	return plan
+}
+
+func readsTopic(shapes []pipelineShape, pipeline, topic string) bool {
+	for _, s := range shapes {
+		if s.name == pipeline {
+			return slices.Contains(s.inputs, topic)
+		}
+	}
+	return false
+}
+
+// buildUnits groups the partitions of topics into units: topics read by
+// one pipeline, or linked through pipelines sharing topics, form a
+// component, and partition p of every topic of a component is one unit.
+// Units are sorted by their component's first topic, then partition.
+func buildUnits(topics map[string]int32, shapes []pipelineShape) []unit {
+	root := map[string]string{}
+	var find func(string) string
+	find = func(t string) string {
+		if root[t] == t {
+			return t
+		}
+		r := find(root[t])
+		root[t] = r
+		return r
+	}
+	for t := range topics {
+		root[t] = t
+	}
+	for _, s := range shapes {
+		var first string
+		for _, t := range s.inputs {
+			if _, ok := topics[t]; !ok {
+				continue
+			}
+			if first == "" {
+				first = t
+				continue
+			}
+			// The smaller name roots, so a component is named by its first topic.
+			a, b := find(first), find(t)
+			if a > b {
+				a, b = b, a
+			}
+			root[b] = a
+		}
+	}
+	comps := map[string][]string{}
+	for t := range topics {
+		r := find(t)
+		comps[r] = append(comps[r], t)
+	}
+	names := make([]string, 0, len(comps))
+	for r := range comps {
+		names = append(names, r)
+	}
+	slices.Sort(names)
+	var units []unit
+	for _, r := range names {
+		ts := comps[r]
+		slices.Sort(ts)
+		var maxP int32
+		for _, t := range ts {
+			maxP = max(maxP, topics[t])
+		}
+		for p := range maxP {
+			var u unit
+			for _, t := range ts {
+				if p < topics[t] {
+					u.parts = append(u.parts, topicPartition{t, p})
+				}
+			}
+			for _, s := range shapes {
+				for _, t := range s.inputs {
+					if _, ok := topics[t]; ok && find(t) == r && p < topics[t] {
+						u.tasks = append(u.tasks, taskKey{s.name, p})
+						break
+					}
+				}
+			}
+			slices.SortFunc(u.tasks, func(a, b taskKey) int { return cmp.Compare(a.pipeline, b.pipeline) })
+			units = append(units, u)
+		}
+	}
+	return units
+}
+
+// lags returns, for every unit and member, the changelog records the member
+// would restore to run the unit's tasks, and whether its copy saves any of
+// them. A member without a copy of a store restores the store's whole
+// changelog; one reporting an offset past the end holds a store of another
+// changelog (a recreated topic) and is treated the same.
+func lags(in assignInput, members []assignMember, units []unit) (lag [][]int64, useful [][]bool) {
+	shape := map[string]pipelineShape{}
+	for _, s := range in.pipelines {
+		shape[s.name] = s
+	}
+	lag = make([][]int64, len(units))
+	useful = make([][]bool, len(units))
+	for u, un := range units {
+		lag[u] = make([]int64, len(members))
+		useful[u] = make([]bool, len(members))
+		for _, k := range un.tasks {
+			s := shape[k.pipeline]
+			for si, store := range s.stores {
+				end, ok := in.ends[topicPartition{s.changelogs[si], k.partition}]
+				if !ok {
+					end = 0
+					for _, m := range members {
+						end = max(end, m.stores[k][store])
+					}
+				}
+				for i, m := range members {
+					off, ok := m.stores[k][store]
+					if !ok || off > end || off < 0 {
+						off = 0
+					}
+					lag[u][i] += end - off
+					useful[u][i] = useful[u][i] || off > 0
+				}
+			}
+		}
+	}
+	return lag, useful
+}
+
+// owners returns, for every unit, the index of the member consuming it now,
+// or -1, and how many of the unit's partitions that member owns. Of members claiming a partition, only those at the highest
+// generation count (a member that missed rebalances may claim partitions
+// moved since); of a unit split between members, the one with most of its
+// partitions owns it.
+func owners(members []assignMember, units []unit, eligible [][]int) (owner, claimed []int) {
+	maxGen := map[topicPartition]int32{}
+	for _, m := range members {
+		for t, ps := range m.owned {
+			for _, p := range ps {
+				tp := topicPartition{t, p}
+				if g, ok := maxGen[tp]; !ok || m.generation > g {
+					maxGen[tp] = m.generation
+				}
+			}
+		}
+	}
+	owner, claimed = make([]int, len(units)), make([]int, len(units))
+	for u, un := range units {
+		owner[u] = -1
+		best := 0
+		for _, i := range eligible[u] {
+			m := members[i]
+			n := 0
+			for _, tp := range un.parts {
+				if slices.Contains(m.owned[tp.topic], tp.partition) && m.generation >= maxGen[tp] {
+					n++
+				}
+			}
+			if n > best || (n == best && n > 0 && m.generation > members[owner[u]].generation) {
+				owner[u], best = i, n
+			}
+		}
+		claimed[u] = best
+	}
+	return owner, claimed
+}
