@@ -100,8 +100,19 @@ func (r *running) tasks() (all, run []string) {
 func waitSplit(t *testing.T, what string, n int, es ...*running) [][]string {
 	t.Helper()
 	var got [][]string
+	var last []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last seen, per engine (all tasks | running): %v", last)
+		}
+	}()
 	waitFor(t, what, func() bool {
 		got = got[:0]
+		last = last[:0]
+		for _, e := range es {
+			all, run := e.tasks()
+			last = append(last, fmt.Sprint(all, " | ", run))
+		}
 		seen := map[string]bool{}
 		for _, e := range es {
 			all, run := e.tasks()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -53,6 +54,12 @@ func (e *Engine) ensureTopics(ctx context.Context, cl *kgo.Client) error {
 		resp, err := adm.CreateTopic(ctx, int32(n), -1, configs, topic)
 		if err == nil {
 			err = resp.Err
+		}
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			// Another process of the application, starting at the same
+			// time, created it between the listing and now.
+			e.log.Info("topic created by another process", "topic", topic)
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("create topic %s: %w", topic, err)
