@@ -334,6 +334,9 @@ func (e *Engine) changelogTopics() map[string]bool {
 	return m
 }
 
+// maxPollWait bounds one wait of the poll loop for records.
+const maxPollWait = 100 * time.Millisecond
+
 // poll is the processing loop: it fetches, hands each partition's records to
 // its tasks, and commits the group offsets the tasks have made durable. It
 // returns when ctx ends: on a stop, or when a task fails.
@@ -343,7 +346,11 @@ func (e *Engine) poll(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := time.Until(nextCommit)
+		// A poll waits at most until the next commit, and at most
+		// maxPollWait, so that a commit asked for by commitSoon (a task
+		// whose offsets became durable, or whose buffer is full) is not
+		// held up by an idle input.
+		wait := min(time.Until(nextCommit), maxPollWait)
 		if wait < 10*time.Millisecond {
 			wait = 10 * time.Millisecond
 		}

@@ -282,6 +282,9 @@ func (t *task) run() error {
 			if err := t.commit(); err != nil {
 				return t.fail(err)
 			}
+			// The input offsets just made durable reach the group at the
+			// poll loop's next turn, not a whole interval later.
+			t.e.commitSoon()
 		case req := <-t.txn:
 			if err := t.transact(req); err != nil {
 				return t.fail(err)
