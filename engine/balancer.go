@@ -39,7 +39,10 @@ import (
 //   - cooperatively: a unit moving between members is first revoked by its
 //     owner and assigned in the rebalance that follows
 //     (kgo.BalancePlan.AdjustCooperative), so tasks that stay are never
-//     stopped.
+//     stopped;
+//   - with Config.NumStandbyReplicas standby copies of every stateful
+//     unit on other members (assignStandbys), sent in the user data of
+//     each member's SyncGroup assignment (withStandbys, standby.go).
 //
 // The assignment is deterministic: members and units are sorted, and ties
 // are broken by that order.
@@ -282,8 +285,26 @@ func (b *groupBalancer) JoinGroupMetadata(interests []string, current map[string
 	return meta.AppendTo(nil)
 }
 
-func (*groupBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
-	return kgo.ParseConsumerSyncAssignment(assignment)
+// ParseSyncAssignment reads this member's assignment: the partitions, and
+// in the user data the standby tasks, which the engine starts and stops
+// (standby.go). It is the only place a member sees its raw assignment.
+func (b *groupBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	var a kmsg.ConsumerMemberAssignment
+	if err := a.ReadFrom(assignment); err != nil {
+		return nil, fmt.Errorf("%s: sync assignment: %w", balancerProtocol, err)
+	}
+	standbys, err := decodeStandbys(a.UserData)
+	if err != nil {
+		// The partitions are still ours to run; a standby is an
+		// optimization, so an unreadable list runs none.
+		b.e.log.Warn("assignment: standby tasks unreadable; running none", "err", err)
+	}
+	b.e.setStandbys(standbys)
+	m := make(map[string][]int32, len(a.Topics))
+	for _, t := range a.Topics {
+		m[t.Topic] = t.Partitions
+	}
+	return m, nil
 }
 
 func (b *groupBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
@@ -332,6 +353,7 @@ func (b *groupBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 		in.members = append(in.members, am)
 	})
 	in.ends = b.endOffsets(in.pipelines, topics)
+	in.standbys = b.e.cfg.NumStandbyReplicas
 
 	plan := assignTasks(in)
 	bp := cb.NewPlan()
@@ -342,7 +364,93 @@ func (b *groupBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 	}
 	bp.AdjustCooperative(cb)
 	b.logPlan(cb.Info().Generation, in.members, plan, bp.AsMemberIDMap())
-	return bp
+	if len(plan.standbys) == 0 {
+		return bp // kgo logs a *kgo.BalancePlan it is given
+	}
+	return withStandbys{bp, plan.standbys}
+}
+
+// standbyDataVersion is the version byte of the assignment user data,
+// which lists the member's standby tasks.
+//
+// Version 1, after the version byte:
+//
+//	uvarint  number of tasks, then for each, in unit order:
+//	  string   pipeline (uvarint length, bytes)
+//	  varint   partition
+//
+// Empty user data means no standbys.
+const standbyDataVersion = 1
+
+// withStandbys is the leader's assignment: the partitions of the balance
+// plan, and each member's standby tasks in its assignment's user data.
+type withStandbys struct {
+	bp       *kgo.BalancePlan
+	standbys map[string][]taskKey // member -> tasks
+}
+
+func (w withStandbys) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
+	out := w.bp.IntoSyncAssignment()
+	for i := range out {
+		ks := w.standbys[out[i].MemberID]
+		if len(ks) == 0 {
+			continue
+		}
+		var a kmsg.ConsumerMemberAssignment
+		if err := a.ReadFrom(out[i].MemberAssignment); err != nil {
+			continue // kgo has just written it; left as it is, the member runs no standbys
+		}
+		a.UserData = encodeStandbys(ks)
+		out[i].MemberAssignment = a.AppendTo(nil)
+	}
+	return out
+}
+
+func encodeStandbys(ks []taskKey) []byte {
+	b := []byte{standbyDataVersion}
+	b = binary.AppendUvarint(b, uint64(len(ks)))
+	for _, k := range ks {
+		b = binary.AppendUvarint(b, uint64(len(k.pipeline)))
+		b = append(b, k.pipeline...)
+		b = binary.AppendVarint(b, int64(k.partition))
+	}
+	return b
+}
+
+func decodeStandbys(b []byte) ([]taskKey, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	if b[0] != standbyDataVersion {
+		return nil, fmt.Errorf("%w: standby version %d, want %d", errUserData, b[0], standbyDataVersion)
+	}
+	b = b[1:]
+	bad := func(what string) error { return fmt.Errorf("%w: standbys truncated at %s", errUserData, what) }
+	n, w := binary.Uvarint(b)
+	// Every task takes at least 2 bytes: a bound before allocating.
+	if w <= 0 || n > uint64(len(b[w:]))/2 {
+		return nil, bad("task count")
+	}
+	b = b[w:]
+	ks := make([]taskKey, 0, n)
+	for range n {
+		l, w := binary.Uvarint(b)
+		if w <= 0 || l > uint64(len(b[w:])) {
+			return nil, bad("pipeline")
+		}
+		pipeline := string(b[w : w+int(l)])
+		b = b[w+int(l):]
+		p, w := binary.Varint(b)
+		if w <= 0 || p < 0 || p > math.MaxInt32 {
+			return nil, bad("partition")
+		}
+		b = b[w:]
+		ks = append(ks, taskKey{pipeline, int32(p)})
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last standby", errUserData, len(b))
+	}
+	return ks, nil
 }
 
 // shapes describes the engine's pipelines for assignTasks.
@@ -440,6 +548,13 @@ func (b *groupBalancer) logPlan(generation int32, members []assignMember, plan a
 		if len(s.waiting) > 0 {
 			args = append(args, "after_revoke", s.waiting)
 		}
+		if ks := plan.standbys[m.id]; len(ks) > 0 {
+			names := make([]string, len(ks))
+			for i, k := range ks {
+				names[i] = k.String()
+			}
+			args = append(args, "standbys", names)
+		}
 		b.e.log.Info("assignment", args...)
 	}
 }
@@ -471,6 +586,9 @@ type assignInput struct {
 	// ends are the changelogs' end offsets; a partition missing here is
 	// taken to end at the highest offset a member reported for it.
 	ends map[topicPartition]int64
+	// standbys is how many standby copies of each unit with stores to
+	// assign (Config.NumStandbyReplicas).
+	standbys int
 }
 
 // assignReason says why a unit went to its member.
@@ -491,12 +609,17 @@ type unitDecision struct {
 	owner  string // the member owning it before, or ""
 	reason assignReason
 	lag    int64 // the changelog records the member has to restore
+	// standbys are the members given a standby copy of its tasks.
+	standbys []string
 }
 
 // assignPlan is the result of assignTasks.
 type assignPlan struct {
 	members map[string]map[string][]int32 // member -> topic -> sorted partitions
 	units   []unitDecision                // in unit order
+	// standbys are the tasks each member keeps a standby copy of, in unit
+	// order; members without any are missing.
+	standbys map[string][]taskKey
 }
 
 // unit is the input partitions that go to one member together.
@@ -688,9 +811,19 @@ func assignTasks(in assignInput) assignPlan {
 		load[best]++
 	}
 
+	standbyOf := assignStandbys(in, units, eligible, assignedTo, lag, load)
+	plan.standbys = map[string][]taskKey{}
 	for u, un := range units {
 		i := assignedTo[u]
 		d := unitDecision{parts: un.parts, member: members[i].id, reason: reasons[u], lag: lag[u][i]}
+		for _, s := range standbyOf[u] {
+			d.standbys = append(d.standbys, members[s].id)
+			for _, k := range un.tasks {
+				if hasStores(in.pipelines, k.pipeline) {
+					plan.standbys[members[s].id] = append(plan.standbys[members[s].id], k)
+				}
+			}
+		}
 		if owner[u] >= 0 {
 			d.owner = members[owner[u]].id
 		}
@@ -714,6 +847,56 @@ func assignTasks(in assignInput) assignPlan {
 		}
 	}
 	return plan
+}
+
+// assignStandbys picks, for every unit with stores, up to in.standbys
+// members to keep standby copies of its tasks: never the unit's active
+// member, a member at most once per unit; first the members whose copy
+// lags least (a member keeps the standbys it has, sticky), then the least
+// loaded, counting actives and standbys, so that copies spread; then the
+// members after the active one in member order, wrapping around. It returns the chosen members per unit.
+func assignStandbys(in assignInput, units []unit, eligible [][]int, assignedTo []int, lag [][]int64, load []int) [][]int {
+	out := make([][]int, len(units))
+	if in.standbys <= 0 {
+		return out
+	}
+	total := slices.Clone(load)
+	for u, un := range units {
+		stateful := false
+		for _, k := range un.tasks {
+			stateful = stateful || hasStores(in.pipelines, k.pipeline)
+		}
+		if !stateful {
+			continue // a stateless task has nothing to copy
+		}
+		var cands []int
+		for _, i := range eligible[u] {
+			if i != assignedTo[u] {
+				cands = append(cands, i)
+			}
+		}
+		// Ties go round from the active member, so that the copies of
+		// neighbouring units land on different members.
+		m, act := len(total), assignedTo[u]
+		slices.SortStableFunc(cands, func(a, b int) int {
+			return cmp.Or(cmp.Compare(lag[u][a], lag[u][b]), cmp.Compare(total[a], total[b]),
+				cmp.Compare((a-act+m)%m, (b-act+m)%m))
+		})
+		for _, i := range cands[:min(in.standbys, len(cands))] {
+			out[u] = append(out[u], i)
+			total[i]++
+		}
+	}
+	return out
+}
+
+func hasStores(shapes []pipelineShape, pipeline string) bool {
+	for _, s := range shapes {
+		if s.name == pipeline {
+			return len(s.stores) > 0
+		}
+	}
+	return false
 }
 
 func readsTopic(shapes []pipelineShape, pipeline, topic string) bool {

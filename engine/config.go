@@ -64,6 +64,11 @@ type Config struct {
 	// found at startup are deleted if no task takes them within the delay.
 	// Default 10m. Kafka Streams: state.cleanup.delay.ms.
 	StateCleanupDelay time.Duration
+	// NumStandbyReplicas is how many standby copies of each stateful task
+	// the group keeps on other processes, each tailing the task's
+	// changelogs into its own store, so that a failover restores only the
+	// tail (standby.go). Default 0. Kafka Streams: num.standby.replicas.
+	NumStandbyReplicas int
 	// CreateTopics creates missing input and output topics (with
 	// TopicPartitions partitions) instead of failing. Changelog topics are
 	// always created when missing. Used by `flowstate dev`.
@@ -167,6 +172,9 @@ func (c *Config) Validate() error {
 	case AtLeastOnce, ExactlyOnce:
 	default:
 		bad("processing_guarantee: %q is not at_least_once or exactly_once", c.Guarantee)
+	}
+	if c.NumStandbyReplicas < 0 {
+		bad("num_standby_replicas: %d is negative", c.NumStandbyReplicas)
 	}
 	if c.TopicPartitions < 0 {
 		bad("topic partitions: %d is negative", c.TopicPartitions)

@@ -60,6 +60,7 @@ type Engine struct {
 	listener Listener
 
 	track tracker       // live tasks and restore counters, for Metrics and the janitor
+	sb    standbySet    // standby tasks (standby.go)
 	turns chan struct{} // restore turns: Restore.MaxParallel slots
 }
 
@@ -137,6 +138,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e.track.init(e.pipelines)
+	e.sb.init()
 	e.turns = make(chan struct{}, cfg.Restore.MaxParallel)
 	return e, nil
 }
@@ -279,9 +281,20 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		defer close(janitorDone)
 		e.janitor(janitorCtx, started)
 	}(time.Now())
+	standbyCtx, stopStandbyLoop := context.WithCancel(ctx)
+	standbyDone := make(chan struct{})
+	go func() {
+		defer close(standbyDone)
+		e.standbyLoop(standbyCtx)
+	}()
 	err = e.poll(pollCtx)
 	stopJanitor()
 	<-janitorDone
+	// Standbys stop before the tasks: they only copy, and a stop is
+	// never worth a final commit.
+	stopStandbyLoop()
+	<-standbyDone
+	e.closeStandbys()
 	if err == nil && ctx.Err() == nil {
 		err = context.Cause(pollCtx) // a task failed
 	}

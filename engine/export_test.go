@@ -14,3 +14,8 @@ func CrashAfterCommit(e *Engine, n int) {
 
 // ErrCrashed is what Run returns after CrashAfterCommit fired.
 var ErrCrashed = errCrashed
+
+// CrashWhen makes e die, like a killed process, between the Kafka commit of
+// a transaction and its RocksDB batches, the first time crash (asked with
+// the transaction's changelog record count) says so.
+func CrashWhen(e *Engine, crash func(changes int) bool) { e.crashAfterCommit = crash }

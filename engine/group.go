@@ -27,6 +27,7 @@ func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 				key := taskKey{pl.cfg.Name, p}
 				t, ok := e.tasks[key]
 				if !ok {
+					e.takeStandby(key) // its directory is the task's now
 					t = e.newTask(pl, p)
 					e.tasks[key] = t
 					start = append(start, t)
@@ -48,6 +49,7 @@ func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 	for _, t := range start {
 		e.startTask(t)
 	}
+	e.reconcileStandbysLocked()
 	e.log.Info("partitions assigned", "partitions", assigned)
 }
 
@@ -136,6 +138,7 @@ func (e *Engine) revoked(ctx context.Context, _ *kgo.Client, revoked map[string]
 	if err := e.stopTasks(ctx, ts, !e.eos); err != nil {
 		e.log.Warn("stop revoked tasks", "err", err)
 	}
+	e.reconcileStandbysLocked() // a revoked task may be a standby here now
 	e.log.Info("partitions revoked", "partitions", revoked)
 }
 
@@ -149,6 +152,7 @@ func (e *Engine) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int3
 	if err := e.stopTasks(ctx, ts, false); err != nil {
 		e.log.Warn("close lost tasks", "err", err)
 	}
+	e.reconcileStandbysLocked()
 	e.log.Warn("partitions lost", "partitions", lost)
 }
 

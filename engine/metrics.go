@@ -52,9 +52,26 @@ type TaskInfo struct {
 	Pipeline  string
 	Partition int32
 	State     TaskState
-	// Restore is the task's current restore, or its last one.
+	// Role is RoleActive for a task that processes its input, RoleStandby
+	// for a standby copy that only tails its changelogs.
+	Role string
+	// Lag is the changelog offsets the task's stores are behind the
+	// changelogs' ends: for a standby as of its last fetch, for an active
+	// task what its restore has left (0 once it runs).
+	Lag int64
+	// Changelog is the next changelog offset of each store as of the
+	// task's last commit, restore or standby batch.
+	Changelog map[string]int64
+	// Restore is the task's current restore, or its last one (for a
+	// standby, its catch-up before tailing).
 	Restore TaskRestore
 }
+
+// Task roles, as in TaskInfo.Role.
+const (
+	RoleActive  = "active"
+	RoleStandby = "standby"
+)
 
 // TaskRestore is the progress of one task's restore.
 type TaskRestore struct {
@@ -146,7 +163,15 @@ func (e *Engine) Metrics() Metrics {
 			Pipeline:  t.key.pipeline,
 			Partition: t.key.partition,
 			State:     t.State(),
+			Role:      RoleActive,
+			Changelog: t.changelogOffsets(),
 			Restore:   t.rs.info(now),
+		}
+		if t.standby {
+			info.Role = RoleStandby
+			info.Lag = t.lag.Load()
+		} else if info.State != Running {
+			info.Lag = max(info.Restore.Remaining, 0)
 		}
 		m.Tasks = append(m.Tasks, info)
 		if info.State != Restoring {
@@ -163,7 +188,7 @@ func (e *Engine) Metrics() Metrics {
 		pm.Rate += info.Restore.Rate
 	}
 	slices.SortFunc(m.Tasks, func(a, b TaskInfo) int {
-		return cmp.Or(cmp.Compare(a.Pipeline, b.Pipeline), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.State, b.State))
+		return cmp.Or(cmp.Compare(a.Pipeline, b.Pipeline), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Role, b.Role), cmp.Compare(a.State, b.State))
 	})
 	for _, p := range m.Pipelines {
 		r := &m.Restore

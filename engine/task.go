@@ -68,6 +68,12 @@ type task struct {
 
 	state    atomic.Int32
 	stopping atomic.Bool
+	// standby marks a standby task (standby.go): it tails the changelogs
+	// and never processes input. Set before its goroutine starts.
+	standby bool
+	// lag is the changelog offsets a standby's store is behind, as of its
+	// last fetch; for Metrics.
+	lag      atomic.Int64
 	restored atomic.Int64
 	rs       restoreStatus   // for Metrics
 	ctx      context.Context // the task's life: not canceled by Run's ctx, so a final commit can produce
@@ -118,9 +124,15 @@ type stopReq struct {
 // newTask opens the task's store (so its offsets are known before fetching
 // starts); the goroutine started by run does the rest.
 func (e *Engine) newTask(pl *pipeline, partition int32) *task {
+	return e.openTask(pl, partition, false)
+}
+
+// openTask is newTask for an active task, or for a standby (standby.go).
+func (e *Engine) openTask(pl *pipeline, partition int32, standby bool) *task {
 	key := taskKey{pl.cfg.Name, partition}
 	t := &task{
 		e:              e,
+		standby:        standby,
 		pl:             pl,
 		key:            key,
 		name:           key.String(),
@@ -168,6 +180,12 @@ func (t *task) State() TaskState { return TaskState(t.state.Load()) }
 
 func (t *task) setState(s TaskState) {
 	if TaskState(t.state.Swap(int32(s))) == s {
+		return
+	}
+	if t.standby {
+		// The listener follows the tasks that process; a standby's
+		// state is in Metrics.
+		t.log.Info("standby "+s.String(), "task", t.name)
 		return
 	}
 	t.log.Info("task "+s.String(), "task", t.name)
