@@ -61,6 +61,11 @@ type fileConfig struct {
 	// SessionTimeout is how long the group waits for a silent member before
 	// moving its partitions. Default 45s. Kafka Streams: session.timeout.ms.
 	SessionTimeout time.Duration `koanf:"session_timeout"`
+	// NumStandbyReplicas is how many other processes keep a standby copy
+	// of each task's stores, tailing its changelogs, so that a failover
+	// restores almost nothing. Default 0. Kafka Streams:
+	// num.standby.replicas.
+	NumStandbyReplicas int `koanf:"num_standby_replicas"`
 	// StateCleanupDelay is how long the directory of a task that left the
 	// process is kept before it is deleted, so that a task that comes back
 	// restores only the delta. Default 10m. Kafka Streams:
@@ -360,13 +365,14 @@ func (fc *fileConfig) validate(dev bool) (*config, []error) {
 // by name.
 func (fc *fileConfig) engineConfig() engine.Config {
 	c := engine.Config{
-		ApplicationID:  fc.ApplicationID,
-		Brokers:        fc.Brokers,
-		StateDir:       fc.StateDir,
-		CommitInterval: fc.CommitInterval,
-		Guarantee:      engine.Guarantee(fc.ProcessingGuarantee),
-		InstanceID:     fc.InstanceID,
-		SessionTimeout: fc.SessionTimeout,
+		ApplicationID:      fc.ApplicationID,
+		Brokers:            fc.Brokers,
+		StateDir:           fc.StateDir,
+		CommitInterval:     fc.CommitInterval,
+		Guarantee:          engine.Guarantee(fc.ProcessingGuarantee),
+		InstanceID:         fc.InstanceID,
+		SessionTimeout:     fc.SessionTimeout,
+		NumStandbyReplicas: fc.NumStandbyReplicas,
 		RocksDB: state.BudgetConfig{
 			BlockCacheMB:      fc.RocksDB.BlockCacheMB,
 			WriteBufferMB:     fc.RocksDB.WriteBufferMB,

@@ -37,7 +37,8 @@ type taskStatus struct {
 	Task      string  `json:"task"`
 	Pipeline  string  `json:"pipeline"`
 	Partition int32   `json:"partition"`
-	Role      string  `json:"role"` // active: the only role so far
+	Role      string  `json:"role"` // active or standby
+	Lag       int64   `json:"lag"`  // changelog offsets the stores are behind
 	State     string  `json:"state"`
 	Waiting   bool    `json:"waiting,omitempty"` // for a restore turn
 	Restored  int64   `json:"restored"`
@@ -55,7 +56,7 @@ func newStatusDoc(cfg engine.Config, m engine.Metrics) statusDoc {
 			eta = t.Restore.ETA.Seconds()
 		}
 		doc.Tasks = append(doc.Tasks, taskStatus{
-			Task: t.Task, Pipeline: t.Pipeline, Partition: t.Partition, Role: "active",
+			Task: t.Task, Pipeline: t.Pipeline, Partition: t.Partition, Role: t.Role, Lag: t.Lag,
 			State: t.State.String(), Waiting: t.Restore.Waiting,
 			Restored: t.Restore.Restored, Remaining: t.Restore.Remaining,
 			Rate: t.Restore.Rate, ETA: eta, Took: t.Restore.Took.Seconds(),
@@ -91,6 +92,9 @@ var restoreMetrics = []metricDesc{
 // that a dashboard sees zeros rather than gaps.
 var taskStates = []engine.TaskState{engine.Created, engine.Restoring, engine.Running, engine.Closed, engine.Failed}
 
+// taskRoles are the roles flowstate_tasks reports.
+var taskRoles = []string{engine.RoleActive, engine.RoleStandby}
+
 // writeMetrics writes m in the Prometheus text exposition format. Labels
 // are pipelines and states only: never partitions, keys or offsets.
 func writeMetrics(w io.Writer, m engine.Metrics) error {
@@ -101,19 +105,35 @@ func writeMetrics(w io.Writer, m engine.Metrics) error {
 			fmt.Fprintf(&b, "%s{pipeline=%s} %s\n", d.name, quoteLabel(p.Pipeline), formatFloat(d.value(p)))
 		}
 	}
-	counts := map[string]map[engine.TaskState]int{}
+	type roleState struct {
+		role  string
+		state engine.TaskState
+	}
+	counts := map[string]map[roleState]int{}
+	lags := map[string]map[string]int64{}
 	for _, p := range m.Pipelines {
-		counts[p.Pipeline] = map[engine.TaskState]int{}
+		counts[p.Pipeline] = map[roleState]int{}
+		lags[p.Pipeline] = map[string]int64{}
 	}
 	for _, t := range m.Tasks {
 		if c := counts[t.Pipeline]; c != nil {
-			c[t.State]++
+			c[roleState{t.Role, t.State}]++
+			lags[t.Pipeline][t.Role] += t.Lag
 		}
 	}
-	b.WriteString("# HELP flowstate_tasks Tasks of the process by state.\n# TYPE flowstate_tasks gauge\n")
+	b.WriteString("# HELP flowstate_tasks Tasks of the process by role and state.\n# TYPE flowstate_tasks gauge\n")
 	for _, p := range m.Pipelines {
-		for _, s := range taskStates {
-			fmt.Fprintf(&b, "flowstate_tasks{pipeline=%s,state=%s} %d\n", quoteLabel(p.Pipeline), quoteLabel(strings.ToLower(s.String())), counts[p.Pipeline][s])
+		for _, role := range taskRoles {
+			for _, s := range taskStates {
+				fmt.Fprintf(&b, "flowstate_tasks{pipeline=%s,role=%s,state=%s} %d\n", quoteLabel(p.Pipeline), quoteLabel(role),
+					quoteLabel(strings.ToLower(s.String())), counts[p.Pipeline][roleState{role, s}])
+			}
+		}
+	}
+	b.WriteString("# HELP flowstate_task_lag_records Changelog offsets the tasks' stores are behind their changelogs.\n# TYPE flowstate_task_lag_records gauge\n")
+	for _, p := range m.Pipelines {
+		for _, role := range taskRoles {
+			fmt.Fprintf(&b, "flowstate_task_lag_records{pipeline=%s,role=%s} %d\n", quoteLabel(p.Pipeline), quoteLabel(role), lags[p.Pipeline][role])
 		}
 	}
 	_, err := io.WriteString(w, b.String())

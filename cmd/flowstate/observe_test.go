@@ -29,9 +29,10 @@ func TestWriteMetrics(t *testing.T) {
 			{Pipeline: `we"ird`},
 		},
 		Tasks: []engine.TaskInfo{
-			{Task: "counts/0", Pipeline: "counts", State: engine.Restoring},
-			{Task: "counts/1", Pipeline: "counts", State: engine.Running},
-			{Task: "counts/2", Pipeline: "counts", State: engine.Running},
+			{Task: "counts/0", Pipeline: "counts", State: engine.Restoring, Role: engine.RoleActive, Lag: 500},
+			{Task: "counts/1", Pipeline: "counts", State: engine.Running, Role: engine.RoleActive},
+			{Task: "counts/2", Pipeline: "counts", State: engine.Running, Role: engine.RoleActive},
+			{Task: "counts/3", Pipeline: "counts", State: engine.Running, Role: engine.RoleStandby, Lag: 7},
 		},
 	}
 	var b strings.Builder
@@ -50,9 +51,12 @@ func TestWriteMetrics(t *testing.T) {
 		`flowstate_restores_total{pipeline="counts"} 3` + "\n",
 		`flowstate_restore_duration_seconds_total{pipeline="counts"} 1.5` + "\n",
 		`flowstate_restore_tasks{pipeline="we\"ird"} 0` + "\n",
-		`flowstate_tasks{pipeline="counts",state="running"} 2` + "\n",
-		`flowstate_tasks{pipeline="counts",state="restoring"} 1` + "\n",
-		`flowstate_tasks{pipeline="counts",state="failed"} 0` + "\n",
+		`flowstate_tasks{pipeline="counts",role="active",state="running"} 2` + "\n",
+		`flowstate_tasks{pipeline="counts",role="active",state="restoring"} 1` + "\n",
+		`flowstate_tasks{pipeline="counts",role="active",state="failed"} 0` + "\n",
+		`flowstate_tasks{pipeline="counts",role="standby",state="running"} 1` + "\n",
+		`flowstate_task_lag_records{pipeline="counts",role="active"} 500` + "\n",
+		`flowstate_task_lag_records{pipeline="counts",role="standby"} 7` + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("metrics lack %q:\n%s", want, out)
@@ -164,20 +168,20 @@ func TestHTTPStatus(t *testing.T) {
 		t.Fatal("counts/0 never restored a batch")
 	}
 	metrics := get(t, "http://"+srv.addr+"/metrics")
-	for _, want := range []string{`flowstate_restore_tasks{pipeline="counts"} 1`, `flowstate_tasks{pipeline="counts",state="restoring"} 1`} {
+	for _, want := range []string{`flowstate_restore_tasks{pipeline="counts"} 1`, `flowstate_tasks{pipeline="counts",role="active",state="restoring"} 1`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics while restoring lacks %q:\n%s", want, metrics)
 		}
 	}
 	table := statusTable(t, srv.addr)
-	if !regexp.MustCompile(`counts/0\s+active\s+RESTORING\s+\d+\s+\d+`).MatchString(table) {
+	if !regexp.MustCompile(`counts/0\s+active\s+RESTORING\s+\d+\s+\d+\s+\d+`).MatchString(table) {
 		t.Errorf("status while restoring:\n%s", table)
 	}
 
 	unhold()
 	waitUntil(t, "counts/0 is RUNNING", func() bool {
 		table = statusTable(t, srv.addr)
-		return regexp.MustCompile(`counts/0\s+active\s+RUNNING\s+3000\s+0\s`).MatchString(table)
+		return regexp.MustCompile(`counts/0\s+active\s+RUNNING\s+0\s+3000\s+0\s`).MatchString(table)
 	}, func() string { return table })
 	metrics = get(t, "http://"+srv.addr+"/metrics")
 	for _, want := range []string{`flowstate_restore_tasks{pipeline="counts"} 0`, `flowstate_restore_records_total{pipeline="counts"} 3000`, `flowstate_restores_total{pipeline="counts"} 2`} {

@@ -76,14 +76,14 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.Join(errs...)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROCESS\tTASK\tROLE\tSTATE\tRESTORED\tREMAINING\tRATE\tETA")
+	fmt.Fprintln(tw, "PROCESS\tTASK\tROLE\tSTATE\tLAG\tRESTORED\tREMAINING\tRATE\tETA")
 	for i, d := range docs {
 		for _, t := range d.Tasks {
 			state := t.State
 			if t.Waiting {
 				state += " (waiting)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", addrs[i], t.Task, t.Role, state,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", addrs[i], t.Task, t.Role, state, t.Lag,
 				t.Restored, remainingText(t.Remaining), rateText(t.Rate), etaText(t.ETA))
 		}
 	}
