@@ -281,6 +281,9 @@ func (b *groupBalancer) JoinGroupMetadata(interests []string, current map[string
 	slices.SortFunc(meta.OwnedPartitions, func(a, b kmsg.ConsumerMemberMetadataOwnedPartition) int {
 		return cmp.Compare(a.Topic, b.Topic)
 	})
+	if rack := b.e.cfg.Rack; rack != "" {
+		meta.Rack = &rack // v3, for rack-aware standbys
+	}
 	meta.UserData = encodeUserData(b.e.storeStates())
 	return meta.AppendTo(nil)
 }
@@ -333,6 +336,9 @@ func (b *groupBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 		}
 		if m.InstanceID != nil {
 			am.instance = *m.InstanceID
+		}
+		if meta.Rack != nil {
+			am.rack = *meta.Rack
 		}
 		for _, o := range meta.OwnedPartitions {
 			am.owned[o.Topic] = append(am.owned[o.Topic], o.Partitions...)
@@ -571,6 +577,7 @@ type pipelineShape struct {
 type assignMember struct {
 	id         string
 	instance   string // instance_id, "" for a dynamic member
+	rack       string // Config.Rack, "" when unset
 	topics     []string
 	generation int32              // of owned
 	owned      map[string][]int32 // the partitions the member consumes now
@@ -854,7 +861,11 @@ func assignTasks(in assignInput) assignPlan {
 // member, a member at most once per unit; first the members whose copy
 // lags least (a member keeps the standbys it has, sticky), then the least
 // loaded, counting actives and standbys, so that copies spread; then the
-// members after the active one in member order, wrapping around. It returns the chosen members per unit.
+// members after the active one in member order, wrapping around. Before all
+// of that, when members set a rack, a member on a rack that holds neither
+// the active nor an earlier standby of the unit goes first, so that one
+// rack's failure does not take every copy. It returns the chosen members
+// per unit.
 func assignStandbys(in assignInput, units []unit, eligible [][]int, assignedTo []int, lag [][]int64, load []int) [][]int {
 	out := make([][]int, len(units))
 	if in.standbys <= 0 {
@@ -878,13 +889,29 @@ func assignStandbys(in assignInput, units []unit, eligible [][]int, assignedTo [
 		// Ties go round from the active member, so that the copies of
 		// neighbouring units land on different members.
 		m, act := len(total), assignedTo[u]
-		slices.SortStableFunc(cands, func(a, b int) int {
-			return cmp.Or(cmp.Compare(lag[u][a], lag[u][b]), cmp.Compare(total[a], total[b]),
-				cmp.Compare((a-act+m)%m, (b-act+m)%m))
-		})
-		for _, i := range cands[:min(in.standbys, len(cands))] {
-			out[u] = append(out[u], i)
-			total[i]++
+		racks := map[string]bool{}
+		if r := in.members[act].rack; r != "" {
+			racks[r] = true
+		}
+		// rackUsed is 1 for a member on a rack that already holds a copy
+		// of the unit, 0 otherwise (and for members without a rack).
+		rackUsed := func(i int) int {
+			if r := in.members[i].rack; r != "" && racks[r] {
+				return 1
+			}
+			return 0
+		}
+		for range min(in.standbys, len(cands)) {
+			best := slices.MinFunc(cands, func(a, b int) int {
+				return cmp.Or(cmp.Compare(rackUsed(a), rackUsed(b)), cmp.Compare(lag[u][a], lag[u][b]),
+					cmp.Compare(total[a], total[b]), cmp.Compare((a-act+m)%m, (b-act+m)%m))
+			})
+			out[u] = append(out[u], best)
+			total[best]++
+			if r := in.members[best].rack; r != "" {
+				racks[r] = true
+			}
+			cands = slices.DeleteFunc(cands, func(i int) bool { return i == best })
 		}
 	}
 	return out

@@ -69,6 +69,11 @@ type Config struct {
 	// changelogs into its own store, so that a failover restores only the
 	// tail (standby.go). Default 0. Kafka Streams: num.standby.replicas.
 	NumStandbyReplicas int
+	// Rack names where this process runs (a rack, a zone). When members
+	// set it, the standbys of a task go to other racks than its active
+	// when they can. Default "" (no rack). Kafka Streams: client.rack with
+	// rack.aware.assignment.tags (KIP-708).
+	Rack string
 	// CreateTopics creates missing input and output topics (with
 	// TopicPartitions partitions) instead of failing. Changelog topics are
 	// always created when missing. Used by `flowstate dev`.

@@ -24,6 +24,12 @@ func renderStandbys(plan assignPlan) map[string]string {
 	return out
 }
 
+// rackMember returns m on rack r.
+func rackMember(m assignMember, r string) assignMember {
+	m.rack = r
+	return m
+}
+
 func TestAssignStandbys(t *testing.T) {
 	counter := pipelineShape{name: "count", inputs: []string{"in"}, stores: []string{"seen"}, changelogs: []string{"app-seen-changelog"}}
 	stateless := pipelineShape{name: "map", inputs: []string{"in"}}
@@ -80,6 +86,21 @@ func TestAssignStandbys(t *testing.T) {
 				member("c", "", map[int32]int64{0: 99, 1: 98}),
 			},
 			want: map[string]string{"a": "count/2", "b": "count/3", "c": "count/0 count/1"},
+		},
+		{
+			// Three members, two racks: the tasks active on r1 (a's 0
+			// and 1, b's 3) have their standbys on c, the only member of
+			// r2, although b holds caught-up copies of 0 and 1; c's task 2
+			// has its standby on r1.
+			name:      "racks: away from the active's rack",
+			pipelines: []pipelineShape{counter},
+			standbys:  1,
+			members: []assignMember{
+				rackMember(member("a", "in:0,1", nil), "r1"),
+				rackMember(member("b", "", map[int32]int64{0: 100, 1: 100}), "r1"),
+				rackMember(member("c", "in:2,3", nil), "r2"),
+			},
+			want: map[string]string{"b": "count/2", "c": "count/0 count/1 count/3"},
 		},
 		{
 			name:      "spread over members without copies",

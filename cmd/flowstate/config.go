@@ -66,6 +66,10 @@ type fileConfig struct {
 	// restores almost nothing. Default 0. Kafka Streams:
 	// num.standby.replicas.
 	NumStandbyReplicas int `koanf:"num_standby_replicas"`
+	// Rack names this process's rack or zone; standbys go to other racks
+	// than their task's active when they can. Default "". Kafka Streams:
+	// client.rack, rack.aware.assignment.tags.
+	Rack string `koanf:"rack"`
 	// StateCleanupDelay is how long the directory of a task that left the
 	// process is kept before it is deleted, so that a task that comes back
 	// restores only the delta. Default 10m. Kafka Streams:
@@ -373,6 +377,7 @@ func (fc *fileConfig) engineConfig() engine.Config {
 		InstanceID:         fc.InstanceID,
 		SessionTimeout:     fc.SessionTimeout,
 		NumStandbyReplicas: fc.NumStandbyReplicas,
+		Rack:               fc.Rack,
 		RocksDB: state.BudgetConfig{
 			BlockCacheMB:      fc.RocksDB.BlockCacheMB,
 			WriteBufferMB:     fc.RocksDB.WriteBufferMB,

@@ -116,6 +116,7 @@ rocksdb:
   stores: {s2: {compaction: level, compression: zstd}}
 state_cleanup_delay: 1h
 num_standby_replicas: 2
+rack: eu-1a
 http_addr: 127.0.0.1:9100
 restore: {fetch_max_bytes: 1048576, fetch_max_partition_bytes: 65536, sst_chunk_bytes: -1, max_parallel: 4, on_truncated: fail, progress_interval: -1s}
 pipelines:
@@ -150,6 +151,7 @@ dev: {partitions: 8, port: 19092}
 				check(t, "dev.port", c.Dev.Port, 19092)
 				check(t, "state_cleanup_delay", e.StateCleanupDelay, time.Hour)
 				check(t, "num_standby_replicas", e.NumStandbyReplicas, 2)
+				check(t, "rack", e.Rack, "eu-1a")
 				check(t, "http_addr", c.HTTPAddr, "127.0.0.1:9100")
 				check(t, "restore", e.Restore, engine.RestoreConfig{
 					FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 64 << 10, SSTChunkBytes: -1, MaxParallel: 4, OnTruncated: restore.TruncatedFail, ProgressInterval: -time.Second,
