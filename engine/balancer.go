@@ -360,8 +360,12 @@ func (b *groupBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 	})
 	in.ends = b.endOffsets(in.pipelines, topics)
 	in.standbys = b.e.cfg.NumStandbyReplicas
+	in.maxWarmups, in.acceptableLag = b.e.cfg.MaxWarmupReplicas, b.e.cfg.AcceptableRecoveryLag
 
 	plan := assignTasks(in)
+	// Warm-ups ask for probing rebalances until they have caught up and
+	// their tasks moved (warmup.go).
+	b.e.warmups.Store(int32(plan.warmups))
 	bp := cb.NewPlan()
 	for id, parts := range plan.members {
 		for topic, ps := range parts {
@@ -596,6 +600,10 @@ type assignInput struct {
 	// standbys is how many standby copies of each unit with stores to
 	// assign (Config.NumStandbyReplicas).
 	standbys int
+	// maxWarmups and acceptableLag are Config.MaxWarmupReplicas and
+	// Config.AcceptableRecoveryLag.
+	maxWarmups    int
+	acceptableLag int64
 }
 
 // assignReason says why a unit went to its member.
@@ -606,6 +614,7 @@ const (
 	reasonCaughtUp    assignReason = "caught_up"    // the member with room whose copy lags least
 	reasonLeastLoaded assignReason = "least_loaded" // no member with room has a useful copy
 	reasonOverloaded  assignReason = "overloaded"   // no member that subscribes to it has room
+	reasonWarmingUp   assignReason = "warming_up"   // its owner keeps it while another member's copy catches up
 )
 
 // unitDecision is where one unit went.
@@ -625,8 +634,11 @@ type assignPlan struct {
 	members map[string]map[string][]int32 // member -> topic -> sorted partitions
 	units   []unitDecision                // in unit order
 	// standbys are the tasks each member keeps a standby copy of, in unit
-	// order; members without any are missing.
+	// order (warm-ups included); members without any are missing.
 	standbys map[string][]taskKey
+	// warmups counts the units kept on their owner while a warm-up copy
+	// catches up on the member they should move to.
+	warmups int
 }
 
 // unit is the input partitions that go to one member together.
@@ -818,7 +830,40 @@ func assignTasks(in assignInput) assignPlan {
 		load[best]++
 	}
 
+	// Warm-ups (KIP-441): a unit that would move from an owner whose copy
+	// is within acceptableLag to a member whose copy is not stays with its
+	// owner, beyond its share, and the member it should go to gets a
+	// warm-up copy: a standby. At most maxWarmups at a time; probing
+	// rebalances assign again, and the unit moves once the copy has caught
+	// up. Nothing stops processing while a new member fills its stores.
+	warmupOf := make([]int, n)
+	for u := range warmupOf {
+		warmupOf[u] = -1
+	}
+	for u, un := range units {
+		o, to := owner[u], assignedTo[u]
+		if plan.warmups >= in.maxWarmups || o < 0 || o == to || !slices.Contains(eligible[u], o) {
+			continue
+		}
+		stateful := false
+		for _, k := range un.tasks {
+			stateful = stateful || hasStores(in.pipelines, k.pipeline)
+		}
+		if !stateful || lag[u][o] > in.acceptableLag || lag[u][to] <= in.acceptableLag {
+			continue
+		}
+		load[to]--
+		load[o]++
+		assignedTo[u], reasons[u], warmupOf[u] = o, reasonWarmingUp, to
+		plan.warmups++
+	}
+
 	standbyOf := assignStandbys(in, units, eligible, assignedTo, lag, load)
+	for u, w := range warmupOf {
+		if w >= 0 && !slices.Contains(standbyOf[u], w) {
+			standbyOf[u] = append(standbyOf[u], w)
+		}
+	}
 	plan.standbys = map[string][]taskKey{}
 	for u, un := range units {
 		i := assignedTo[u]

@@ -69,6 +69,21 @@ type Config struct {
 	// changelogs into its own store, so that a failover restores only the
 	// tail (standby.go). Default 0. Kafka Streams: num.standby.replicas.
 	NumStandbyReplicas int
+	// MaxWarmupReplicas bounds the tasks kept on a caught-up process while
+	// a warm-up copy fills on the process they should move to (a member
+	// that joined, say), instead of moving them at once and restoring
+	// while they do not run. Negative turns warm-ups off. Default 2.
+	// Kafka Streams: max.warmup.replicas (KIP-441).
+	MaxWarmupReplicas int
+	// AcceptableRecoveryLag is the changelog offsets a copy may lag and
+	// still count as caught up: a task moves to such a copy at once, and to
+	// any other only by a warm-up. Default 10,000. Kafka Streams:
+	// acceptable.recovery.lag.
+	AcceptableRecoveryLag int64
+	// ProbingRebalanceInterval is how often the group leader, while
+	// warm-ups are under way, asks for a rebalance to see whether they have
+	// caught up. Default 10m. Kafka Streams: probing.rebalance.interval.ms.
+	ProbingRebalanceInterval time.Duration
 	// Rack names where this process runs (a rack, a zone). When members
 	// set it, the standbys of a task go to other racks than its active
 	// when they can. Default "" (no rack). Kafka Streams: client.rack with
@@ -114,6 +129,15 @@ type Pipeline struct {
 
 // EnsureDefaults fills zero fields with their defaults.
 func (c *Config) EnsureDefaults() {
+	if c.MaxWarmupReplicas == 0 {
+		c.MaxWarmupReplicas = 2
+	}
+	if c.AcceptableRecoveryLag == 0 {
+		c.AcceptableRecoveryLag = 10_000
+	}
+	if c.ProbingRebalanceInterval == 0 {
+		c.ProbingRebalanceInterval = 10 * time.Minute
+	}
 	if c.StateDir == "" {
 		c.StateDir = ".state"
 	}
@@ -180,6 +204,12 @@ func (c *Config) Validate() error {
 	}
 	if c.NumStandbyReplicas < 0 {
 		bad("num_standby_replicas: %d is negative", c.NumStandbyReplicas)
+	}
+	if c.AcceptableRecoveryLag < 0 {
+		bad("acceptable_recovery_lag: %d is negative", c.AcceptableRecoveryLag)
+	}
+	if c.ProbingRebalanceInterval < 0 {
+		bad("probing_rebalance_interval: %s is negative", c.ProbingRebalanceInterval)
 	}
 	if c.TopicPartitions < 0 {
 		bad("topic partitions: %d is negative", c.TopicPartitions)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -59,9 +60,12 @@ type Engine struct {
 
 	listener Listener
 
-	track tracker       // live tasks and restore counters, for Metrics and the janitor
-	sb    standbySet    // standby tasks (standby.go)
-	turns chan struct{} // restore turns: Restore.MaxParallel slots
+	track tracker    // live tasks and restore counters, for Metrics and the janitor
+	sb    standbySet // standby tasks (standby.go)
+	// warmups is the number of warm-ups of the last assignment this
+	// process made as the group's leader (warmup.go).
+	warmups atomic.Int32
+	turns   chan struct{} // restore turns: Restore.MaxParallel slots
 }
 
 // pipeline is a configured pipeline and its compiled module.
@@ -287,6 +291,11 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		defer close(standbyDone)
 		e.standbyLoop(standbyCtx)
 	}()
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		e.probe(standbyCtx) // warmup.go
+	}()
 	err = e.poll(pollCtx)
 	stopJanitor()
 	<-janitorDone
@@ -294,6 +303,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	// never worth a final commit.
 	stopStandbyLoop()
 	<-standbyDone
+	<-probeDone
 	e.closeStandbys()
 	if err == nil && ctx.Err() == nil {
 		err = context.Cause(pollCtx) // a task failed

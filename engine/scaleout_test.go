@@ -325,3 +325,46 @@ func TestScaleOutStaticRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleOutWarmup: a second engine joins one whose stores are caught
+// up. With warm-ups, the tasks it is to take first stay on the first
+// engine while the second fills warm-up copies; probing rebalances move
+// them once the copies are within the acceptable lag, so the second
+// engine's restore of each replays almost nothing, where without warm-ups
+// it replays the whole changelog (TestScaleOutStickyLagAware).
+func TestScaleOutWarmup(t *testing.T) {
+	const initial = 100
+	c := newScaleCluster(t, "in", "out")
+	produceKeys(t, c, "a", initial, "in")
+	config := func(dir string) engine.Config {
+		cfg := soConfig(t, c, dir, "in")
+		cfg.MaxWarmupReplicas = soParts
+		cfg.AcceptableRecoveryLag = 5
+		cfg.ProbingRebalanceInterval = 300 * time.Millisecond
+		return cfg
+	}
+	a := startEngine(t, config(t.TempDir()), engine.Listener{})
+	waitSplit(t, "the first engine runs every task", soParts, a)
+	c.waitDone(t, soApp, "in")
+
+	logsB := newRestoreLog()
+	b := startEngine(t, config(t.TempDir()), engine.Listener{Restore: restore.Listener{Begin: logsB.begin, End: logsB.end}})
+	split := waitSplit(t, "each engine runs half of the tasks", soParts/2, a, b)
+	for _, task := range split[1] {
+		end, _ := logsB.lastEnd(task)
+		if end.Restored > 5 {
+			t.Errorf("the new engine restored %d records of %s as its active, want at most the acceptable lag 5 (its warm-up copy filled the store first)", end.Restored, task)
+		}
+		t.Logf("%s: restored %d records on taking over", task, end.Restored)
+	}
+	produceKeys(t, c, "b", 10, "in")
+	c.waitDone(t, soApp, "in")
+	if got := len(c.latest(t, "out")); got != soParts*(initial+10) {
+		t.Errorf("%d keys counted, want %d", got, soParts*(initial+10))
+	}
+	for _, e := range []*running{a, b} {
+		if err := e.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -70,6 +70,18 @@ type fileConfig struct {
 	// than their task's active when they can. Default "". Kafka Streams:
 	// client.rack, rack.aware.assignment.tags.
 	Rack string `koanf:"rack"`
+	// MaxWarmupReplicas bounds the tasks kept on a caught-up process while
+	// a warm-up copy fills where they are to move; negative is off.
+	// Default 2. Kafka Streams: max.warmup.replicas.
+	MaxWarmupReplicas int `koanf:"max_warmup_replicas"`
+	// AcceptableRecoveryLag is the changelog offsets a copy may lag and
+	// count as caught up. Default 10000. Kafka Streams:
+	// acceptable.recovery.lag.
+	AcceptableRecoveryLag int64 `koanf:"acceptable_recovery_lag"`
+	// ProbingRebalanceInterval is how often the leader rebalances while
+	// warm-ups are under way. Default 10m. Kafka Streams:
+	// probing.rebalance.interval.ms.
+	ProbingRebalanceInterval time.Duration `koanf:"probing_rebalance_interval"`
 	// StateCleanupDelay is how long the directory of a task that left the
 	// process is kept before it is deleted, so that a task that comes back
 	// restores only the delta. Default 10m. Kafka Streams:
@@ -369,15 +381,18 @@ func (fc *fileConfig) validate(dev bool) (*config, []error) {
 // by name.
 func (fc *fileConfig) engineConfig() engine.Config {
 	c := engine.Config{
-		ApplicationID:      fc.ApplicationID,
-		Brokers:            fc.Brokers,
-		StateDir:           fc.StateDir,
-		CommitInterval:     fc.CommitInterval,
-		Guarantee:          engine.Guarantee(fc.ProcessingGuarantee),
-		InstanceID:         fc.InstanceID,
-		SessionTimeout:     fc.SessionTimeout,
-		NumStandbyReplicas: fc.NumStandbyReplicas,
-		Rack:               fc.Rack,
+		ApplicationID:            fc.ApplicationID,
+		Brokers:                  fc.Brokers,
+		StateDir:                 fc.StateDir,
+		CommitInterval:           fc.CommitInterval,
+		Guarantee:                engine.Guarantee(fc.ProcessingGuarantee),
+		InstanceID:               fc.InstanceID,
+		SessionTimeout:           fc.SessionTimeout,
+		NumStandbyReplicas:       fc.NumStandbyReplicas,
+		Rack:                     fc.Rack,
+		MaxWarmupReplicas:        fc.MaxWarmupReplicas,
+		AcceptableRecoveryLag:    fc.AcceptableRecoveryLag,
+		ProbingRebalanceInterval: fc.ProbingRebalanceInterval,
 		RocksDB: state.BudgetConfig{
 			BlockCacheMB:      fc.RocksDB.BlockCacheMB,
 			WriteBufferMB:     fc.RocksDB.WriteBufferMB,

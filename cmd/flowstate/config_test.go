@@ -117,6 +117,9 @@ rocksdb:
 state_cleanup_delay: 1h
 num_standby_replicas: 2
 rack: eu-1a
+max_warmup_replicas: 3
+acceptable_recovery_lag: 500
+probing_rebalance_interval: 1m
 http_addr: 127.0.0.1:9100
 restore: {fetch_max_bytes: 1048576, fetch_max_partition_bytes: 65536, sst_chunk_bytes: -1, max_parallel: 4, on_truncated: fail, progress_interval: -1s}
 pipelines:
@@ -152,6 +155,9 @@ dev: {partitions: 8, port: 19092}
 				check(t, "state_cleanup_delay", e.StateCleanupDelay, time.Hour)
 				check(t, "num_standby_replicas", e.NumStandbyReplicas, 2)
 				check(t, "rack", e.Rack, "eu-1a")
+				check(t, "max_warmup_replicas", e.MaxWarmupReplicas, 3)
+				check(t, "acceptable_recovery_lag", e.AcceptableRecoveryLag, int64(500))
+				check(t, "probing_rebalance_interval", e.ProbingRebalanceInterval, time.Minute)
 				check(t, "http_addr", c.HTTPAddr, "127.0.0.1:9100")
 				check(t, "restore", e.Restore, engine.RestoreConfig{
 					FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 64 << 10, SSTChunkBytes: -1, MaxParallel: 4, OnTruncated: restore.TruncatedFail, ProgressInterval: -time.Second,

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"testing"
+)
+
+// TestAssignWarmups: member a runs every task with caught-up stores, and b
+// joins. b takes its share at once when its copies are within the
+// acceptable lag; otherwise a keeps the tasks, at most maxWarmups of them
+// beyond its share, and b warms copies of them up as standbys.
+func TestAssignWarmups(t *testing.T) {
+	counter := pipelineShape{name: "count", inputs: []string{"in"}, stores: []string{"seen"}, changelogs: []string{"app-seen-changelog"}}
+	ends := map[topicPartition]int64{}
+	for p := range int32(4) {
+		ends[topicPartition{"app-seen-changelog", p}] = 1000
+	}
+	member := func(id, owned string, offset int64) assignMember {
+		m := assignMember{id: id, topics: []string{"in"}, generation: 1, owned: owns(owned), stores: map[taskKey]map[string]int64{}}
+		if owned == "" {
+			m.owned = map[string][]int32{}
+		}
+		for p := range int32(4) {
+			if offset > 0 {
+				m.stores[taskKey{"count", p}] = map[string]int64{"seen": offset}
+			}
+		}
+		return m
+	}
+	a := member("a", "in:0,1,2,3", 1000)
+	for _, tc := range []struct {
+		name       string
+		b          assignMember
+		maxWarmups int
+		actives    string // member: partitions
+		standbys   map[string]string
+		warmups    int
+	}{
+		{
+			name: "b fresh, two warm-ups: a keeps every task", b: member("b", "", 0), maxWarmups: 2,
+			actives: "a:[0 1 2 3] b:[]", standbys: map[string]string{"b": "count/2 count/3"}, warmups: 2,
+		},
+		{
+			name: "b fresh, one warm-up: the other task moves at once", b: member("b", "", 0), maxWarmups: 1,
+			actives: "a:[0 1 2] b:[3]", standbys: map[string]string{"b": "count/2"}, warmups: 1,
+		},
+		{
+			name: "warm-ups off", b: member("b", "", 0), maxWarmups: -1,
+			actives: "a:[0 1] b:[2 3]", standbys: map[string]string{}, warmups: 0,
+		},
+		{
+			name: "b within the acceptable lag: it takes its share", b: member("b", "", 995), maxWarmups: 2,
+			actives: "a:[0 1] b:[2 3]", standbys: map[string]string{}, warmups: 0,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := assignTasks(assignInput{
+				members:       []assignMember{a, tc.b},
+				partitions:    map[string]int32{"in": 4},
+				pipelines:     []pipelineShape{counter},
+				ends:          ends,
+				maxWarmups:    tc.maxWarmups,
+				acceptableLag: 10,
+			})
+			if got := "a:" + fmtParts(plan.members["a"]["in"]) + " b:" + fmtParts(plan.members["b"]["in"]); got != tc.actives {
+				t.Errorf("actives %s, want %s", got, tc.actives)
+			}
+			if got := renderStandbys(plan); !equalMaps(got, tc.standbys) {
+				t.Errorf("standbys %v, want %v", got, tc.standbys)
+			}
+			if plan.warmups != tc.warmups {
+				t.Errorf("warmups %d, want %d", plan.warmups, tc.warmups)
+			}
+		})
+	}
+}
+
+func fmtParts(ps []int32) string {
+	s := "["
+	for i, p := range ps {
+		if i > 0 {
+			s += " "
+		}
+		s += string(rune('0' + p))
+	}
+	return s + "]"
+}
