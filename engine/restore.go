@@ -48,13 +48,13 @@ type RestoreConfig struct {
 // EnsureDefaults fills zero fields with their defaults.
 func (c *RestoreConfig) EnsureDefaults() {
 	if c.FetchMaxBytes == 0 {
-		c.FetchMaxBytes = 64 << 20
+		c.FetchMaxBytes = restore.DefaultFetchMaxBytes
 	}
 	if c.FetchMaxPartitionBytes == 0 {
-		c.FetchMaxPartitionBytes = min(4<<20, c.FetchMaxBytes)
+		c.FetchMaxPartitionBytes = min(restore.DefaultFetchMaxPartitionBytes, c.FetchMaxBytes)
 	}
 	if c.SSTChunkBytes == 0 {
-		c.SSTChunkBytes = 64 << 20
+		c.SSTChunkBytes = restore.DefaultSSTChunkBytes
 	}
 	if c.MaxParallel == 0 {
 		c.MaxParallel = 2

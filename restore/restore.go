@@ -141,22 +141,73 @@ const (
 	PathSST Path = "sst"
 )
 
-// Restore replays each changelog from the offset recorded in db to the
-// changelog's current end. db's write buffer must be empty.
-func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (Result, error) {
-	begin := time.Now()
+// The defaults of Config's sizes, in bytes; engine.RestoreConfig uses them
+// too.
+const (
+	DefaultFetchMaxBytes          = 64 << 20
+	DefaultFetchMaxPartitionBytes = 4 << 20
+	DefaultSSTChunkBytes          = 64 << 20
+)
+
+// ensureDefaults fills zero fields with their defaults.
+func (cfg *Config) ensureDefaults() {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.FetchMaxBytes == 0 {
-		cfg.FetchMaxBytes = 64 << 20
+		cfg.FetchMaxBytes = DefaultFetchMaxBytes
 	}
 	if cfg.FetchMaxPartitionBytes == 0 {
-		cfg.FetchMaxPartitionBytes = min(4<<20, cfg.FetchMaxBytes)
+		cfg.FetchMaxPartitionBytes = min(DefaultFetchMaxPartitionBytes, cfg.FetchMaxBytes)
 	}
 	if cfg.SSTChunkBytes == 0 {
-		cfg.SSTChunkBytes = 64 << 20
+		cfg.SSTChunkBytes = DefaultSSTChunkBytes
 	}
+}
+
+// clientOpts are the options of a restore or tail client, before what it
+// consumes: its own fetch sizes, transaction markers kept (they are
+// offsets to step over), read_committed when asked.
+func (cfg *Config) clientOpts(more ...kgo.Opt) []kgo.Opt {
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(cfg.FetchMaxPartitionBytes),
+		kgo.KeepControlRecords(),
+	}, more...)
+	opts = append(opts, cfg.ClientOpts...)
+	if cfg.ReadCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	return opts
+}
+
+// appendChanges appends to dst the changes of store in records at offsets
+// in [next, end), and returns them with the offset after the last record
+// read. Transaction markers are offsets, not records: they advance the
+// offset and add no change.
+func appendChanges(dst []state.Change, records []*kgo.Record, store int, next, end int64) ([]state.Change, int64) {
+	for _, r := range records {
+		if r.Offset < next {
+			continue
+		}
+		if r.Offset >= end {
+			break
+		}
+		next = r.Offset + 1
+		if r.Attrs.IsControl() {
+			continue
+		}
+		dst = append(dst, state.Change{Store: store, Key: r.Key, Value: r.Value, Delete: r.Value == nil})
+	}
+	return dst, next
+}
+
+// Restore replays each changelog from the offset recorded in db to the
+// changelog's current end. db's write buffer must be empty.
+func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (Result, error) {
+	begin := time.Now()
+	cfg.ensureDefaults()
 	if err := cfg.OnTruncated.Validate(); err != nil {
 		return Result{}, fmt.Errorf("restore %s: on_truncated: %w", cfg.Task, err)
 	}
@@ -169,16 +220,7 @@ func Restore(ctx context.Context, cfg Config, db *state.DB, logs []Changelog) (R
 	}
 	stores := db.Stores()
 
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(cfg.FetchMaxPartitionBytes),
-		kgo.KeepControlRecords(),
-	}, cfg.ClientOpts...)
-	if cfg.ReadCommitted {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kgo.NewClient(cfg.clientOpts()...)
 	if err != nil {
 		return Result{}, fmt.Errorf("restore %s: %w", cfg.Task, err)
 	}
@@ -438,18 +480,8 @@ func replay(ctx context.Context, cfg Config, db *state.DB, cl *kgo.Client, plans
 				aerr = collect(p, fp.Records, cfg.SSTChunkBytes, ingest)
 				return
 			}
-			changes = changes[:0]
-			next := p.next
-			for _, r := range fp.Records {
-				if r.Offset >= p.end {
-					break
-				}
-				next = r.Offset + 1
-				if r.Attrs.IsControl() {
-					continue // a transaction marker: an offset, not a record
-				}
-				changes = append(changes, state.Change{Store: p.log.Store, Key: r.Key, Value: r.Value, Delete: r.Value == nil})
-			}
+			var next int64
+			changes, next = appendChanges(changes[:0], fp.Records, p.log.Store, p.next, p.end)
 			if next == p.next {
 				return
 			}

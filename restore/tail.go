@@ -3,8 +3,8 @@ package restore
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
+	"math"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -39,9 +39,7 @@ type TailInfo struct {
 // caller calls Tail again, whose Restore then applies cfg.OnTruncated).
 // db's write buffer must be empty; db is flushed before Tail returns.
 func Tail(ctx context.Context, cfg Config, db *state.DB, logs []Changelog, applied func(TailInfo)) (err error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.ensureDefaults()
 	res, err := Restore(ctx, cfg, db, logs)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -82,24 +80,12 @@ func Tail(ctx context.Context, cfg Config, db *state.DB, logs []Changelog, appli
 		applied(TailInfo{Task: info.Task, Next: maps.Clone(info.Next), Records: info.Records}) // caught up as of the restore's listing
 	}
 
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.KeepControlRecords(),
+	cl, err := kgo.NewClient(cfg.clientOpts(
 		// An offset deleted under the tail must surface, not be skipped
 		// over by a reset: skipping would leave a silent gap.
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.ConsumePartitions(consume),
-	}, cfg.ClientOpts...)
-	if cfg.FetchMaxBytes > 0 {
-		opts = append(opts, kgo.FetchMaxBytes(cfg.FetchMaxBytes))
-	}
-	if cfg.FetchMaxPartitionBytes > 0 {
-		opts = append(opts, kgo.FetchMaxPartitionBytes(cfg.FetchMaxPartitionBytes))
-	}
-	if cfg.ReadCommitted {
-		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	}
-	cl, err := kgo.NewClient(opts...)
+	)...)
 	if err != nil {
 		return fmt.Errorf("tail %s: %w", cfg.Task, err)
 	}
@@ -129,18 +115,8 @@ func Tail(ctx context.Context, cfg Config, db *state.DB, logs []Changelog, appli
 				return
 			}
 			name := stores[l.Store]
-			next := info.Next[name]
-			changes = changes[:0]
-			for _, r := range fp.Records {
-				if r.Offset < next {
-					continue
-				}
-				next = r.Offset + 1
-				if r.Attrs.IsControl() {
-					continue // a transaction marker: an offset, not a record
-				}
-				changes = append(changes, state.Change{Store: l.Store, Key: r.Key, Value: r.Value, Delete: r.Value == nil})
-			}
+			var next int64
+			changes, next = appendChanges(changes[:0], fp.Records, l.Store, info.Next[name], math.MaxInt64)
 			end := fp.HighWatermark
 			if cfg.ReadCommitted {
 				end = fp.LastStableOffset
