@@ -146,9 +146,8 @@ func probeRecord(offset int64, calls []call) abi.Record {
 
 // want is an expected probe result.
 type want struct {
-	v    int32
-	how  byte // '=' exactly v, 'c' exactly the code v, '+' non-negative, '!' non-zero
-	name string
+	v   int32
+	how byte // '=' exactly v, 'c' exactly the code v, '+' non-negative, '!' non-zero
 }
 
 func is(c abi.Code) want { return want{v: int32(c), how: 'c'} }
@@ -218,7 +217,6 @@ type probeCase struct {
 	name    string
 	batches []probeBatch
 	want    []want
-	lim     *Limits
 	seed    []Entry // default: s1 k=stored
 	check   func(r *probeRun) error
 }
@@ -246,11 +244,6 @@ func (c probeCase) fails(k Kind) probeCase {
 
 func (c probeCase) checks(f func(r *probeRun) error) probeCase {
 	c.check = f
-	return c
-}
-
-func (c probeCase) limits(l Limits) probeCase {
-	c.lim = &l
 	return c
 }
 
@@ -306,15 +299,11 @@ func (c probeCase) run(ctx context.Context, h Host, mods *modules) (string, erro
 	if err != nil {
 		return "", err
 	}
-	lim := probeLimits
-	if c.lim != nil {
-		lim = *c.lim
-	}
 	seed := c.seed
 	if seed == nil {
 		seed = []Entry{{Store: "s1", Key: []byte("k"), Value: []byte("stored")}}
 	}
-	inst, err := h.Load(ctx, wasm, Setup{Name: "probe", Stores: []string{"s1", "s2"}, Topics: []string{"out", "probe-results"}, Seed: seed, Limits: lim})
+	inst, err := h.Load(ctx, wasm, Setup{Name: "probe", Stores: []string{"s1", "s2"}, Topics: []string{"out", "probe-results"}, Seed: seed, Limits: probeLimits})
 	if err != nil {
 		return "load: " + outcome(err), err
 	}

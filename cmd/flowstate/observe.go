@@ -142,12 +142,12 @@ func writeMetrics(w io.Writer, m engine.Metrics) error {
 
 func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
-// quoteLabel quotes a label value as the text format wants: backslash,
-// double quote and newline escaped.
-func quoteLabel(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(s) + `"`
-}
+// labelEscaper escapes what the text format wants escaped in a label
+// value: backslash, double quote and newline.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// quoteLabel quotes a label value as the text format wants.
+func quoteLabel(s string) string { return `"` + labelEscaper.Replace(s) + `"` }
 
 // httpServer is the running endpoint.
 type httpServer struct {
