@@ -29,25 +29,41 @@ const partitions = 4
 
 // cluster is an in-process kfake broker for one test.
 type cluster struct {
-	addr string
-	cl   *kgo.Client
-	adm  *kadm.Client
+	addr  string
+	cl    *kgo.Client
+	adm   *kadm.Client
+	parts int32 // of the topics it was started with
 }
 
+// newCluster starts a broker with topics of partitions partitions each; its
+// client spreads records over partitions by key.
 func newCluster(t testing.TB, topics ...string) *cluster {
+	return startCluster(t, partitions, false, topics...)
+}
+
+// startCluster starts a broker with topics of parts partitions each, which
+// allows short group session timeouts so that rebalances take a fraction
+// of a second. With manual set, its client writes each record to the
+// partition set on it.
+func startCluster(t testing.TB, parts int32, manual bool, topics ...string) *cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(parts, topics...),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	addr := c.ListenAddrs()[0]
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	opts := []kgo.Opt{kgo.SeedBrokers(addr)}
+	if manual {
+		opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &cluster{addr: addr, cl: cl, adm: kadm.NewClient(cl)}
+	return &cluster{addr: addr, cl: cl, adm: kadm.NewClient(cl), parts: parts}
 }
 
 // produce writes each value with its key, spread over partitions by key.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowstate/flowstate/engine"
@@ -37,27 +36,11 @@ const (
 
 // rig is one test's broker, with a producer that writes to the partition
 // set on each record.
-type rig struct {
-	addr string
-	cl   *kgo.Client
-	adm  *kadm.Client
-}
+type rig struct{ *cluster }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(rigPartitions, "in", "out"),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	addr := c.ListenAddrs()[0]
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	r := &rig{addr: addr, cl: cl, adm: kadm.NewClient(cl)}
+	r := &rig{startCluster(t, rigPartitions, true, "in", "out")}
 	compact := "compact"
 	if _, err := r.adm.CreateTopic(t.Context(), rigPartitions, -1, map[string]*string{"cleanup.policy": &compact}, rigChangelog); err != nil {
 		t.Fatal(err)

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowstate/flowstate/engine"
@@ -30,20 +28,25 @@ const (
 // newScaleCluster starts a broker with topics, soParts partitions each; its
 // client writes to the partition set on each record.
 func newScaleCluster(t *testing.T, topics ...string) *cluster {
+	return startCluster(t, soParts, true, topics...)
+}
+
+// checkCounts checks that counts holds keys keys, each counted want.
+func checkCounts(t *testing.T, counts map[string]string, keys int, want string) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(soParts, topics...),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
+	if len(counts) != keys {
+		t.Errorf("%d keys counted, want %d", len(counts), keys)
 	}
-	t.Cleanup(c.Close)
-	addr := c.ListenAddrs()[0]
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
+	var wrong []string
+	for k, v := range counts {
+		if v != want {
+			wrong = append(wrong, k+"="+v)
+		}
 	}
-	t.Cleanup(cl.Close)
-	return &cluster{addr: addr, cl: cl, adm: kadm.NewClient(cl)}
+	slices.Sort(wrong)
+	if len(wrong) > 0 {
+		t.Errorf("%d keys not counted %s: %v", len(wrong), want, wrong[:min(len(wrong), 10)])
+	}
 }
 
 // soConfig is the config of one engine of the application, its state in
@@ -67,12 +70,12 @@ func soConfig(t *testing.T, c *cluster, dir string, inputs ...string) engine.Con
 }
 
 // produceKeys writes n records with distinct keys <prefix><p>-<i> to every
-// partition p of each topic.
+// partition p of each topic (c's partition count).
 func produceKeys(t *testing.T, c *cluster, prefix string, n int, topics ...string) {
 	t.Helper()
 	var recs []*kgo.Record
 	for _, topic := range topics {
-		for p := range int32(soParts) {
+		for p := range c.parts {
 			for i := range n {
 				key := prefix + strconv.Itoa(int(p)) + "-" + strconv.Itoa(i)
 				recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Key: []byte(key), Value: []byte("v")})
@@ -171,15 +174,8 @@ func TestScaleOutCoPartitioned(t *testing.T) {
 
 	produceKeys(t, c, "k", 20, "left", "right")
 	c.waitDone(t, soApp, "left", "right")
-	counts := c.latest(t, "out")
-	if len(counts) != soParts*20 {
-		t.Errorf("%d keys counted, want %d", len(counts), soParts*20)
-	}
-	for k, v := range counts {
-		if v != "2" {
-			t.Errorf("key %s counted %s, want 2 (its records of both inputs in one task)", k, v)
-		}
-	}
+	// Each key counts its records of both inputs, in one task.
+	checkCounts(t, c.latest(t, "out"), soParts*20, "2")
 	for _, e := range []*running{a, b} {
 		if err := e.stop(); err != nil {
 			t.Fatal(err)
@@ -253,15 +249,7 @@ func TestScaleOutStickyLagAware(t *testing.T) {
 	// Both go on processing, and no record was processed twice on the way.
 	produceKeys(t, c, "d", 1, "in")
 	c.waitDone(t, soApp, "in")
-	counts := c.latest(t, "out")
-	if want := soParts * (initial + whileB + whileAway + 1); len(counts) != want {
-		t.Errorf("%d keys counted, want %d", len(counts), want)
-	}
-	for k, v := range counts {
-		if v != "1" {
-			t.Errorf("key %s counted %s, want 1", k, v)
-		}
-	}
+	checkCounts(t, c.latest(t, "out"), soParts*(initial+whileB+whileAway+1), "1")
 	for _, e := range []*running{a, b} {
 		if err := e.stop(); err != nil {
 			t.Fatal(err)

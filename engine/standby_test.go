@@ -4,15 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/restore"
@@ -47,40 +41,11 @@ func (r *running) standbyInfo(task string) (engine.TaskInfo, bool) {
 	return engine.TaskInfo{}, false
 }
 
-// produceParts writes n records with keys <prefix><p>-<i> to every
-// partition p of topic.
-func produceParts(t *testing.T, c *cluster, topic, prefix string, n int) {
-	t.Helper()
-	var recs []*kgo.Record
-	for p := range int32(standbyParts) {
-		for i := range n {
-			key := prefix + strconv.Itoa(int(p)) + "-" + strconv.Itoa(i)
-			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Key: []byte(key), Value: []byte("v")})
-		}
-	}
-	if err := c.cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // newStandbyCluster starts a broker with topics in and out of
 // standbyParts partitions; its client writes to the partition set on each
 // record.
 func newStandbyCluster(t *testing.T) *cluster {
-	t.Helper()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(standbyParts, "in", "out"),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kc.Close)
-	addr := kc.ListenAddrs()[0]
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return &cluster{addr: addr, cl: cl, adm: kadm.NewClient(cl)}
+	return startCluster(t, standbyParts, true, "in", "out")
 }
 
 // waitStandbys waits until each of a and b runs one task and the other's
@@ -146,7 +111,7 @@ func TestStandbyFailover(t *testing.T) {
 	// B may have run A's task before A joined: its restores so far.
 	restores := logsB.count(activeA)
 
-	produceParts(t, c, "in", "k", n)
+	produceKeys(t, c, "k", n, "in")
 	c.waitDone(t, soApp, "in")
 	waitCaughtUp(t, c, n, a, b, activeA, activeB)
 	// The standbys' catch-ups are not restores of the engine's tasks.
@@ -173,22 +138,9 @@ func TestStandbyFailover(t *testing.T) {
 
 	// The same keys again: every count is 2, so the task taken over went on
 	// from the state the standby copied.
-	produceParts(t, c, "in", "k", n)
+	produceKeys(t, c, "k", n, "in")
 	c.waitDone(t, soApp, "in")
-	counts := c.latest(t, "out")
-	if len(counts) != standbyParts*n {
-		t.Errorf("%d keys counted, want %d", len(counts), standbyParts*n)
-	}
-	var wrong []string
-	for k, v := range counts {
-		if v != "2" {
-			wrong = append(wrong, k+"="+v)
-		}
-	}
-	slices.Sort(wrong)
-	if len(wrong) > 0 {
-		t.Errorf("%d keys not counted 2: %v", len(wrong), wrong[:min(len(wrong), 10)])
-	}
+	checkCounts(t, c.latest(t, "out"), standbyParts*n, "2")
 	if err := b.stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -230,12 +182,12 @@ func TestStandbyFailoverCrash(t *testing.T) {
 	activeA, activeB := waitStandbys(t, a, b)
 	restores := logsB.count(activeA) // B may have run A's task before A joined
 
-	produceParts(t, c, "in", "k", n)
+	produceKeys(t, c, "k", n, "in")
 	c.waitDone(t, soApp, "in")
 	waitCaughtUp(t, c, n, a, b, activeA, activeB)
 
 	armed.Store(true)
-	produceParts(t, c, "in", "m", more)
+	produceKeys(t, c, "m", more, "in")
 	if err := a.wait(); !errors.Is(err, engine.ErrCrashed) {
 		t.Fatalf("engine A ended with %v, want the simulated crash", err)
 	}
@@ -252,20 +204,7 @@ func TestStandbyFailoverCrash(t *testing.T) {
 	}
 
 	c.waitDone(t, soApp, "in")
-	counts := c.latest(t, "out")
-	if want := standbyParts * (n + more); len(counts) != want {
-		t.Errorf("%d keys counted, want %d", len(counts), want)
-	}
-	var wrong []string
-	for k, v := range counts {
-		if v != "1" {
-			wrong = append(wrong, k+"="+v)
-		}
-	}
-	slices.Sort(wrong)
-	if len(wrong) > 0 {
-		t.Errorf("%d keys not counted once: %v", len(wrong), wrong[:min(len(wrong), 10)])
-	}
+	checkCounts(t, c.latest(t, "out"), standbyParts*(n+more), "1")
 	if err := b.stop(); err != nil {
 		t.Fatal(err)
 	}
