@@ -383,20 +383,29 @@ func (b *groupBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 // standbyDataVersion is the version byte of the assignment user data,
 // which lists the member's standby tasks.
 //
-// Version 1, after the version byte:
+// Version 2, after the version byte:
 //
 //	uvarint  number of tasks, then for each, in unit order:
 //	  string   pipeline (uvarint length, bytes)
 //	  varint   partition
+//	  byte     kind: 0 a standby, 1 a warm-up (a copy filling up on the
+//	           member the task is to move to)
 //
+// Version 1 is version 2 without the kind byte: every task a standby.
 // Empty user data means no standbys.
-const standbyDataVersion = 1
+const standbyDataVersion = 2
+
+// standbyTask is one standby task of a member's assignment.
+type standbyTask struct {
+	taskKey
+	warmup bool
+}
 
 // withStandbys is the leader's assignment: the partitions of the balance
 // plan, and each member's standby tasks in its assignment's user data.
 type withStandbys struct {
 	bp       *kgo.BalancePlan
-	standbys map[string][]taskKey // member -> tasks
+	standbys map[string][]standbyTask // member -> tasks
 }
 
 func (w withStandbys) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
@@ -416,23 +425,29 @@ func (w withStandbys) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignmen
 	return out
 }
 
-func encodeStandbys(ks []taskKey) []byte {
+func encodeStandbys(ks []standbyTask) []byte {
 	b := []byte{standbyDataVersion}
 	b = binary.AppendUvarint(b, uint64(len(ks)))
 	for _, k := range ks {
 		b = binary.AppendUvarint(b, uint64(len(k.pipeline)))
 		b = append(b, k.pipeline...)
 		b = binary.AppendVarint(b, int64(k.partition))
+		kind := byte(0)
+		if k.warmup {
+			kind = 1
+		}
+		b = append(b, kind)
 	}
 	return b
 }
 
-func decodeStandbys(b []byte) ([]taskKey, error) {
+func decodeStandbys(b []byte) ([]standbyTask, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	if b[0] != standbyDataVersion {
-		return nil, fmt.Errorf("%w: standby version %d, want %d", errUserData, b[0], standbyDataVersion)
+	version := b[0]
+	if version != 1 && version != standbyDataVersion {
+		return nil, fmt.Errorf("%w: standby version %d, want at most %d", errUserData, version, standbyDataVersion)
 	}
 	b = b[1:]
 	bad := func(what string) error { return fmt.Errorf("%w: standbys truncated at %s", errUserData, what) }
@@ -442,7 +457,7 @@ func decodeStandbys(b []byte) ([]taskKey, error) {
 		return nil, bad("task count")
 	}
 	b = b[w:]
-	ks := make([]taskKey, 0, n)
+	ks := make([]standbyTask, 0, n)
 	for range n {
 		l, w := binary.Uvarint(b)
 		if w <= 0 || l > uint64(len(b[w:])) {
@@ -455,7 +470,15 @@ func decodeStandbys(b []byte) ([]taskKey, error) {
 			return nil, bad("partition")
 		}
 		b = b[w:]
-		ks = append(ks, taskKey{pipeline, int32(p)})
+		k := standbyTask{taskKey: taskKey{pipeline, int32(p)}}
+		if version >= 2 {
+			if len(b) == 0 || b[0] > 1 {
+				return nil, bad("kind")
+			}
+			k.warmup = b[0] == 1
+			b = b[1:]
+		}
+		ks = append(ks, k)
 	}
 	if len(b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the last standby", errUserData, len(b))
@@ -558,12 +581,19 @@ func (b *groupBalancer) logPlan(generation int32, members []assignMember, plan a
 		if len(s.waiting) > 0 {
 			args = append(args, "after_revoke", s.waiting)
 		}
-		if ks := plan.standbys[m.id]; len(ks) > 0 {
-			names := make([]string, len(ks))
-			for i, k := range ks {
-				names[i] = k.String()
+		var standbys, warmups []string
+		for _, k := range plan.standbys[m.id] {
+			if k.warmup {
+				warmups = append(warmups, k.String())
+			} else {
+				standbys = append(standbys, k.String())
 			}
-			args = append(args, "standbys", names)
+		}
+		if len(standbys) > 0 {
+			args = append(args, "standbys", standbys)
+		}
+		if len(warmups) > 0 {
+			args = append(args, "warmups", warmups)
 		}
 		b.e.log.Info("assignment", args...)
 	}
@@ -634,8 +664,8 @@ type assignPlan struct {
 	members map[string]map[string][]int32 // member -> topic -> sorted partitions
 	units   []unitDecision                // in unit order
 	// standbys are the tasks each member keeps a standby copy of, in unit
-	// order (warm-ups included); members without any are missing.
-	standbys map[string][]taskKey
+	// order (warm-ups included, marked); members without any are missing.
+	standbys map[string][]standbyTask
 	// warmups counts the units kept on their owner while a warm-up copy
 	// catches up on the member they should move to.
 	warmups int
@@ -864,7 +894,7 @@ func assignTasks(in assignInput) assignPlan {
 			standbyOf[u] = append(standbyOf[u], w)
 		}
 	}
-	plan.standbys = map[string][]taskKey{}
+	plan.standbys = map[string][]standbyTask{}
 	for u, un := range units {
 		i := assignedTo[u]
 		d := unitDecision{parts: un.parts, member: members[i].id, reason: reasons[u], lag: lag[u][i]}
@@ -872,7 +902,7 @@ func assignTasks(in assignInput) assignPlan {
 			d.standbys = append(d.standbys, members[s].id)
 			for _, k := range un.tasks {
 				if hasStores(in.pipelines, k.pipeline) {
-					plan.standbys[members[s].id] = append(plan.standbys[members[s].id], k)
+					plan.standbys[members[s].id] = append(plan.standbys[members[s].id], standbyTask{k, warmupOf[u] == s})
 				}
 			}
 		}
@@ -903,26 +933,44 @@ func assignTasks(in assignInput) assignPlan {
 
 // assignStandbys picks, for every unit with stores, up to in.standbys
 // members to keep standby copies of its tasks: never the unit's active
-// member, a member at most once per unit; first the members whose copy
-// lags least (a member keeps the standbys it has, sticky), then the least
-// loaded, counting actives and standbys, so that copies spread; then the
-// members after the active one in member order, wrapping around. Before all
-// of that, when members set a rack, a member on a rack that holds neither
-// the active nor an earlier standby of the unit goes first, so that one
-// rack's failure does not take every copy. It returns the chosen members
-// per unit.
+// member, a member at most once per unit. When members set a rack, a
+// member on a rack that holds neither the active nor an earlier standby of
+// the unit goes first, so that one rack's failure does not take every
+// copy. Then members below their share of all tasks (actives and standbys
+// over members, rounded up) go before those at it, so that one member
+// whose old copies lag least does not end up with every standby; then the
+// members whose copy lags least (a member keeps the standbys it has,
+// sticky), then the least loaded, then the members after the active one in
+// member order, wrapping around. It returns the chosen members per unit.
 func assignStandbys(in assignInput, units []unit, eligible [][]int, assignedTo []int, lag [][]int64, load []int) [][]int {
 	out := make([][]int, len(units))
 	if in.standbys <= 0 {
 		return out
 	}
-	total := slices.Clone(load)
+	stateful := make([]bool, len(units))
+	tasks := 0
+	for _, l := range load {
+		tasks += l
+	}
 	for u, un := range units {
-		stateful := false
 		for _, k := range un.tasks {
-			stateful = stateful || hasStores(in.pipelines, k.pipeline)
+			stateful[u] = stateful[u] || hasStores(in.pipelines, k.pipeline)
 		}
-		if !stateful {
+		if stateful[u] {
+			tasks += min(in.standbys, max(len(eligible[u])-1, 0))
+		}
+	}
+	share := (tasks + len(load) - 1) / max(len(load), 1)
+	total := slices.Clone(load)
+	// atShare is 1 for a member holding its share of the tasks or more.
+	atShare := func(i int) int {
+		if total[i] >= share {
+			return 1
+		}
+		return 0
+	}
+	for u := range units {
+		if !stateful[u] {
 			continue // a stateless task has nothing to copy
 		}
 		var cands []int
@@ -948,8 +996,8 @@ func assignStandbys(in assignInput, units []unit, eligible [][]int, assignedTo [
 		}
 		for range min(in.standbys, len(cands)) {
 			best := slices.MinFunc(cands, func(a, b int) int {
-				return cmp.Or(cmp.Compare(rackUsed(a), rackUsed(b)), cmp.Compare(lag[u][a], lag[u][b]),
-					cmp.Compare(total[a], total[b]), cmp.Compare((a-act+m)%m, (b-act+m)%m))
+				return cmp.Or(cmp.Compare(rackUsed(a), rackUsed(b)), cmp.Compare(atShare(a), atShare(b)),
+					cmp.Compare(lag[u][a], lag[u][b]), cmp.Compare(total[a], total[b]), cmp.Compare((a-act+m)%m, (b-act+m)%m))
 			})
 			out[u] = append(out[u], best)
 			total[best]++

@@ -66,6 +66,10 @@ type Engine struct {
 	// process made as the group's leader (warmup.go).
 	warmups atomic.Int32
 	turns   chan struct{} // restore turns: Restore.MaxParallel slots
+	// client is cl once Run has made it, for Metrics, which may run
+	// before.
+	client atomic.Pointer[kgo.Client]
+	joins  joinMemory // the subscriptions of the group's joins (static.go)
 }
 
 // pipeline is a configured pipeline and its compiled module.
@@ -143,6 +147,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.track.init(e.pipelines)
 	e.sb.init()
+	e.joins.e = e
 	e.turns = make(chan struct{}, cfg.Restore.MaxParallel)
 	return e, nil
 }
@@ -224,7 +229,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		// what a group still holding members of an older flowstate agrees
 		// on during a rolling upgrade; once every member offers
 		// flowstate-v1, the group switches to it (both are cooperative).
-		kgo.Balancers(&groupBalancer{e: e, adm: kadm.NewClient(admin)}, kgo.CooperativeStickyBalancer()),
+		kgo.Balancers(e.joins.remember(&groupBalancer{e: e, adm: kadm.NewClient(admin)}), e.joins.remember(kgo.CooperativeStickyBalancer())),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(e.assigned),
@@ -238,6 +243,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if e.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(e.cfg.InstanceID))
 	}
+	e.takeStaticJoin()
 	e.producerReady = make(chan struct{})
 	e.soon = make(chan struct{}, 1)
 	if e.eos {
@@ -260,6 +266,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
+	e.client.Store(e.cl)
 	if e.eos {
 		// Initializing the producer fences an older process with the same
 		// transactional id and ends the transaction it left open, so the
@@ -341,8 +348,14 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	cerr := e.stopTasks(stopCtx, all, !e.eos)
 	e.mu.Unlock()
 	cerr = errors.Join(terr, cerr)
+	_, gen := e.cl.GroupMetadata()
 	e.cl.Close()
 	e.wg.Wait()
+	if err == nil && cerr == nil {
+		// A static member stays in the group; its restart repeats this
+		// subscription (static.go).
+		cerr = e.saveStaticJoin(gen)
+	}
 	e.log.Info("engine stopped")
 	return errors.Join(err, cerr)
 }

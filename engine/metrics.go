@@ -10,6 +10,11 @@ import (
 // Metrics is a snapshot of the engine: its tasks and its counters, for an
 // exporter, a status page or a progress display. Counters count from New.
 type Metrics struct {
+	// MemberID is the process's member id in the application's group, and
+	// Generation the group generation it last joined; "" and -1 before it
+	// joined.
+	MemberID   string
+	Generation int32
 	// Restore sums the restore metrics of every pipeline.
 	Restore RestoreMetrics
 	// Pipelines has one entry per pipeline, in config order.
@@ -53,7 +58,8 @@ type TaskInfo struct {
 	Partition int32
 	State     TaskState
 	// Role is RoleActive for a task that processes its input, RoleStandby
-	// for a standby copy that only tails its changelogs.
+	// for a standby copy that only tails its changelogs, RoleWarmup for a
+	// standby copy filling up on the process the task is to move to.
 	Role string
 	// Lag is the changelog offsets the task's stores are behind the
 	// changelogs' ends: for a standby as of its last fetch, for an active
@@ -71,6 +77,7 @@ type TaskInfo struct {
 const (
 	RoleActive  = "active"
 	RoleStandby = "standby"
+	RoleWarmup  = "warm-up"
 )
 
 // TaskRestore is the progress of one task's restore.
@@ -147,7 +154,10 @@ func (e *Engine) Metrics() Metrics {
 	for t := range e.track.live {
 		tasks = append(tasks, t)
 	}
-	var m Metrics
+	m := Metrics{Generation: -1}
+	if cl := e.client.Load(); cl != nil {
+		m.MemberID, m.Generation = cl.GroupMetadata()
+	}
 	byName := map[string]*RestoreMetrics{}
 	for _, p := range e.pipelines {
 		m.Pipelines = append(m.Pipelines, PipelineMetrics{Pipeline: p.cfg.Name, Restore: *e.track.totals[p.cfg.Name]})
@@ -169,6 +179,9 @@ func (e *Engine) Metrics() Metrics {
 		}
 		if t.standby {
 			info.Role = RoleStandby
+			if t.warmup.Load() {
+				info.Role = RoleWarmup
+			}
 			info.Lag = t.lag.Load()
 		} else if info.State != Running {
 			info.Lag = max(info.Restore.Remaining, 0)

@@ -276,6 +276,7 @@ func TestScaleOutStaticRestart(t *testing.T) {
 	split := waitSplit(t, "each engine runs half of the tasks", soParts/2, a, b)
 	c.waitDone(t, soApp, "in")
 	before := changesA.Load()
+	gen := a.e.Metrics().Generation
 
 	if err := b.stop(); err != nil {
 		t.Fatal(err)
@@ -288,6 +289,9 @@ func TestScaleOutStaticRestart(t *testing.T) {
 	}
 	if !slices.Equal(again[0], split[0]) {
 		t.Errorf("the other member runs %v, want %v", again[0], split[0])
+	}
+	if ga, gb := a.e.Metrics().Generation, b.e.Metrics().Generation; ga != gen || gb != gen {
+		t.Errorf("generation %d before the restart, %d and %d after, want no rebalance", gen, ga, gb)
 	}
 	for _, task := range again[1] {
 		if end, ok := logs.lastEnd(task); !ok || end.Restored != 0 {

@@ -35,7 +35,7 @@ const standbyRetry = time.Second
 // standbySet is the standby tasks of the process.
 type standbySet struct {
 	mu      sync.Mutex
-	want    map[taskKey]bool  // as of the last assignment
+	want    map[taskKey]bool  // as of the last assignment: task -> a warm-up
 	running map[taskKey]*task // started and not yet stopped
 	closed  bool              // the engine is stopping: start no more
 	kick    chan struct{}     // a new assignment arrived
@@ -49,11 +49,11 @@ func (s *standbySet) init() {
 
 // setStandbys records the standby tasks of the assignment just received
 // and wakes standbyLoop; it runs on the group's goroutine and never waits.
-func (e *Engine) setStandbys(ks []taskKey) {
+func (e *Engine) setStandbys(ks []standbyTask) {
 	e.sb.mu.Lock()
 	e.sb.want = make(map[taskKey]bool, len(ks))
 	for _, k := range ks {
-		e.sb.want[k] = true
+		e.sb.want[k.taskKey] = k.warmup
 	}
 	e.sb.mu.Unlock()
 	select {
@@ -87,16 +87,19 @@ func (e *Engine) reconcileStandbysLocked() {
 	defer e.sb.mu.Unlock()
 	var stop []*task
 	for k, t := range e.sb.running {
-		if !e.sb.want[k] || e.tasks[k] != nil {
+		warmup, ok := e.sb.want[k]
+		if !ok || e.tasks[k] != nil {
 			stop = append(stop, t)
 			delete(e.sb.running, k)
+			continue
 		}
+		t.warmup.Store(warmup) // a standby may become a warm-up, or back
 	}
 	stopStandbys(stop)
 	if e.sb.closed {
 		return
 	}
-	for k := range e.sb.want {
+	for k, warmup := range e.sb.want {
 		if e.sb.running[k] != nil || e.tasks[k] != nil {
 			continue
 		}
@@ -105,6 +108,7 @@ func (e *Engine) reconcileStandbysLocked() {
 			continue // a pipeline this process does not run, or nothing to copy
 		}
 		t := e.openTask(pl, k.partition, true)
+		t.warmup.Store(warmup)
 		e.sb.running[k] = t
 		e.wg.Add(1)
 		go func() {

@@ -10,13 +10,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// renderStandbys writes a plan's standbys as member -> "count/0 count/2".
+// renderStandbys writes a plan's standbys as member -> "count/0 count/2",
+// a warm-up as "warm:count/1".
 func renderStandbys(plan assignPlan) map[string]string {
 	out := map[string]string{}
 	for id, ks := range plan.standbys {
 		names := make([]string, len(ks))
 		for i, k := range ks {
 			names[i] = k.String()
+			if k.warmup {
+				names[i] = "warm:" + names[i]
+			}
 		}
 		slices.Sort(names)
 		out[id] = strings.Join(names, " ")
@@ -86,6 +90,20 @@ func TestAssignStandbys(t *testing.T) {
 				member("c", "", map[int32]int64{0: 99, 1: 98}),
 			},
 			want: map[string]string{"a": "count/2", "b": "count/3", "c": "count/0 count/1"},
+		},
+		{
+			// b holds caught-up copies of every other task, but keeps
+			// only as many standbys as its share of all tasks (8 over 3
+			// members: 3); the copy of 3 goes to a.
+			name:      "sticky within a member's share",
+			pipelines: []pipelineShape{counter},
+			standbys:  1,
+			members: []assignMember{
+				member("a", "in:0,1", nil),
+				member("b", "in:2", map[int32]int64{0: 100, 1: 100, 3: 100}),
+				member("c", "in:3", nil),
+			},
+			want: map[string]string{"a": "count/3", "b": "count/0 count/1", "c": "count/2"},
 		},
 		{
 			// Three members, two racks: the tasks active on r1 (a's 0
@@ -158,7 +176,7 @@ func equalMaps(a, b map[string]string) bool {
 // SyncGroup assignment bytes, as the leader writes them and a member
 // parses them.
 func TestStandbyAssignmentData(t *testing.T) {
-	ks := []taskKey{{"count", 0}, {"count", 3}, {"join", 2}}
+	ks := []standbyTask{{taskKey{"count", 0}, false}, {taskKey{"count", 3}, true}, {taskKey{"join", 2}, false}}
 	got, err := decodeStandbys(encodeStandbys(ks))
 	if err != nil || !slices.Equal(got, ks) {
 		t.Fatalf("decode(encode(%v)) = %v, %v", ks, got, err)
@@ -166,7 +184,13 @@ func TestStandbyAssignmentData(t *testing.T) {
 	if got, err := decodeStandbys(nil); err != nil || got != nil {
 		t.Errorf("decode(nil) = %v, %v; want none", got, err)
 	}
-	for _, bad := range [][]byte{{9}, {standbyDataVersion, 5}, append(encodeStandbys(ks), 0)} {
+	// Version 1, without kind bytes, lists standbys only.
+	v1 := []byte{1, 1, 5, 'c', 'o', 'u', 'n', 't', 6}
+	if got, err := decodeStandbys(v1); err != nil || !slices.Equal(got, []standbyTask{{taskKey{"count", 3}, false}}) {
+		t.Errorf("decode(version 1) = %v, %v; want count/3, a standby", got, err)
+	}
+	full := encodeStandbys(ks)
+	for _, bad := range [][]byte{{9}, {standbyDataVersion, 5}, append(full, 0), full[:len(full)-1], append(full[:len(full)-1:len(full)-1], 2)} {
 		if _, err := decodeStandbys(bad); !errors.Is(err, errUserData) {
 			t.Errorf("decode(%v): %v, want errUserData", bad, err)
 		}
@@ -189,8 +213,8 @@ func TestStandbyAssignmentData(t *testing.T) {
 		t.Errorf("parsed partitions %v, want in:[1]", parts)
 	}
 	for _, k := range ks {
-		if !e.sb.want[k] {
-			t.Errorf("standby %s not recorded", k)
+		if warmup, ok := e.sb.want[k.taskKey]; !ok || warmup != k.warmup {
+			t.Errorf("standby %s recorded %v (%v), want warm-up %v", k, ok, warmup, k.warmup)
 		}
 	}
 	// Plain consumer assignments (another balancer's) have no standbys.

@@ -71,6 +71,9 @@ type task struct {
 	// standby marks a standby task (standby.go): it tails the changelogs
 	// and never processes input. Set before its goroutine starts.
 	standby bool
+	// warmup marks a standby that is a warm-up: a copy filling up where
+	// the task is to move (warmup.go). Only Metrics reads it.
+	warmup atomic.Bool
 	// lag is the changelog offsets a standby's store is behind, as of its
 	// last fetch; for Metrics.
 	lag      atomic.Int64
@@ -130,13 +133,17 @@ func (e *Engine) newTask(pl *pipeline, partition int32) *task {
 // openTask is newTask for an active task, or for a standby (standby.go).
 func (e *Engine) openTask(pl *pipeline, partition int32, standby bool) *task {
 	key := taskKey{pl.cfg.Name, partition}
+	log := e.log.With("pipeline", pl.cfg.Name, "partition", partition)
+	if standby {
+		log = log.With("role", RoleStandby) // its catch-up's "restore done" is no task's restore
+	}
 	t := &task{
 		e:              e,
 		standby:        standby,
 		pl:             pl,
 		key:            key,
 		name:           key.String(),
-		log:            e.log.With("pipeline", pl.cfg.Name, "partition", partition),
+		log:            log,
 		in:             make(chan []*kgo.Record, 16),
 		ctl:            make(chan stopReq),
 		txn:            make(chan txnReq),
@@ -185,7 +192,7 @@ func (t *task) setState(s TaskState) {
 	if t.standby {
 		// The listener follows the tasks that process; a standby's
 		// state is in Metrics.
-		t.log.Info("standby "+s.String(), "task", t.name)
+		t.log.Info("standby "+s.String(), "task", t.name, "warmup", t.warmup.Load())
 		return
 	}
 	t.log.Info("task "+s.String(), "task", t.name)

@@ -37,11 +37,11 @@ func TestAssignWarmups(t *testing.T) {
 	}{
 		{
 			name: "b fresh, two warm-ups: a keeps every task", b: member("b", "", 0), maxWarmups: 2,
-			actives: "a:[0 1 2 3] b:[]", standbys: map[string]string{"b": "count/2 count/3"}, warmups: 2,
+			actives: "a:[0 1 2 3] b:[]", standbys: map[string]string{"b": "warm:count/2 warm:count/3"}, warmups: 2,
 		},
 		{
 			name: "b fresh, one warm-up: the other task moves at once", b: member("b", "", 0), maxWarmups: 1,
-			actives: "a:[0 1 2] b:[3]", standbys: map[string]string{"b": "count/2"}, warmups: 1,
+			actives: "a:[0 1 2] b:[3]", standbys: map[string]string{"b": "warm:count/2"}, warmups: 1,
 		},
 		{
 			name: "warm-ups off", b: member("b", "", 0), maxWarmups: -1,

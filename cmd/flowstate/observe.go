@@ -27,6 +27,8 @@ import (
 type statusDoc struct {
 	ApplicationID string       `json:"application_id"`
 	InstanceID    string       `json:"instance_id,omitempty"`
+	MemberID      string       `json:"member_id"`
+	Generation    int32        `json:"generation"` // -1 before the process joined its group
 	Version       string       `json:"version"`
 	Tasks         []taskStatus `json:"tasks"`
 }
@@ -37,7 +39,7 @@ type taskStatus struct {
 	Task      string  `json:"task"`
 	Pipeline  string  `json:"pipeline"`
 	Partition int32   `json:"partition"`
-	Role      string  `json:"role"` // active or standby
+	Role      string  `json:"role"` // active, standby or warm-up
 	Lag       int64   `json:"lag"`  // changelog offsets the stores are behind
 	State     string  `json:"state"`
 	Waiting   bool    `json:"waiting,omitempty"` // for a restore turn
@@ -49,7 +51,8 @@ type taskStatus struct {
 }
 
 func newStatusDoc(cfg engine.Config, m engine.Metrics) statusDoc {
-	doc := statusDoc{ApplicationID: cfg.ApplicationID, InstanceID: cfg.InstanceID, Version: version, Tasks: []taskStatus{}}
+	doc := statusDoc{ApplicationID: cfg.ApplicationID, InstanceID: cfg.InstanceID, MemberID: m.MemberID, Generation: m.Generation,
+		Version: version, Tasks: []taskStatus{}}
 	for _, t := range m.Tasks {
 		eta := -1.0
 		if t.Restore.ETA >= 0 {
@@ -93,7 +96,7 @@ var restoreMetrics = []metricDesc{
 var taskStates = []engine.TaskState{engine.Created, engine.Restoring, engine.Running, engine.Closed, engine.Failed}
 
 // taskRoles are the roles flowstate_tasks reports.
-var taskRoles = []string{engine.RoleActive, engine.RoleStandby}
+var taskRoles = []string{engine.RoleActive, engine.RoleStandby, engine.RoleWarmup}
 
 // writeMetrics writes m in the Prometheus text exposition format. Labels
 // are pipelines and states only: never partitions, keys or offsets.

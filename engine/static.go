@@ -1,0 +1,189 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Static membership (KIP-345). A process with an instance id that stops
+// cleanly stays in the group (the client sends no LeaveGroup), so that a
+// restart within the session timeout takes its place back: the
+// coordinator hands it its last assignment, standbys included, without a
+// rebalance, and its stores, closed with their offsets, restore nothing.
+//
+// A coordinator skips that rebalance only when the rejoin does not change
+// what the member subscribed with; kfake compares the subscription bytes.
+// Ours change with every commit (the store offsets in the user data) and
+// a fresh client owns no partitions, so on a clean stop the engine writes
+// the subscription of its last join to the state directory
+// (staticJoinFile), and the first join after the restart repeats it when
+// the topics and the rack are unchanged. The repeated offsets are older
+// than the stores', so a leader reading them can only think the member
+// further behind than it is. Should the rejoin meet a rebalance anyway
+// (the group was rebalancing, or the member had left), its stale claims of
+// owned partitions could hold partitions back, so the member at once joins
+// again with its current subscription.
+
+// staticJoinFile, in <state_dir>/<application_id>, is the subscription a
+// static member's next start repeats. Start reads and removes it, so a
+// crash after a start never repeats an old one.
+const staticJoinFile = "static-join.json"
+
+// staticJoin is the file's content.
+type staticJoin struct {
+	InstanceID string `json:"instance_id"`
+	// Generation is the group generation the process was in as it
+	// stopped.
+	Generation int32 `json:"generation"`
+	// Protocols is the metadata of the last join, by protocol name.
+	Protocols map[string][]byte `json:"protocols"`
+}
+
+// joinMemory remembers the subscription of every join, and repeats a saved
+// one on the first join after a clean restart.
+type joinMemory struct {
+	e      *Engine
+	mu     sync.Mutex
+	last   map[string][]byte // protocol -> metadata of the last join
+	replay *staticJoin       // until the first assignment after a restart
+	used   bool              // the replay went into a join
+}
+
+// remember wraps b so that its subscriptions pass through m.
+func (m *joinMemory) remember(b kgo.GroupBalancer) kgo.GroupBalancer {
+	return &rememberingBalancer{GroupBalancer: b, m: m}
+}
+
+type rememberingBalancer struct {
+	kgo.GroupBalancer
+	m *joinMemory
+}
+
+func (r *rememberingBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	return r.m.metadata(r.ProtocolName(), r.GroupBalancer.JoinGroupMetadata(interests, current, generation))
+}
+
+func (r *rememberingBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	r.m.synced()
+	return r.GroupBalancer.ParseSyncAssignment(assignment)
+}
+
+// metadata returns what to subscribe with for protocol: the saved
+// subscription while one is to be repeated and fits, else fresh.
+func (m *joinMemory) metadata(protocol string, fresh []byte) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := fresh
+	if m.replay != nil {
+		if old, ok := m.replay.Protocols[protocol]; ok && sameSubscription(old, fresh) {
+			out = old
+			m.used = true
+		}
+	}
+	if m.last == nil {
+		m.last = map[string][]byte{}
+	}
+	m.last[protocol] = out
+	return out
+}
+
+// sameSubscription reports whether two consumer subscriptions name the
+// same topics and rack, whatever their owned partitions and user data.
+func sameSubscription(a, b []byte) bool {
+	var ma, mb kmsg.ConsumerMemberMetadata
+	if ma.ReadFrom(a) != nil || mb.ReadFrom(b) != nil {
+		return false
+	}
+	ra, rb := "", ""
+	if ma.Rack != nil {
+		ra = *ma.Rack
+	}
+	if mb.Rack != nil {
+		rb = *mb.Rack
+	}
+	return slices.Equal(ma.Topics, mb.Topics) && ra == rb
+}
+
+// synced runs as an assignment arrives: a repeated subscription has done
+// its work, or, when the join it went into was a rebalance after all, is
+// replaced at once by a fresh one.
+func (m *joinMemory) synced() {
+	m.mu.Lock()
+	replay, used := m.replay, m.used
+	m.replay, m.used = nil, false
+	m.mu.Unlock()
+	if replay == nil || !used {
+		return
+	}
+	_, gen := m.e.cl.GroupMetadata()
+	if gen == replay.Generation {
+		m.e.log.Info("static member rejoined without a rebalance", "instance_id", replay.InstanceID, "generation", gen)
+		return
+	}
+	m.e.log.Info("static member rejoined in a rebalance; joining again with its current subscription",
+		"instance_id", replay.InstanceID, "generation", gen, "stopped_in", replay.Generation)
+	go m.e.cl.ForceRebalance() // not from the group's goroutine, which runs this
+}
+
+func (e *Engine) staticJoinPath() string {
+	return filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID, staticJoinFile)
+}
+
+// takeStaticJoin reads and removes the saved subscription, if this
+// process is a static member that stopped cleanly.
+func (e *Engine) takeStaticJoin() {
+	path := e.staticJoinPath()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			e.log.Warn("static membership: saved subscription unreadable; joining with a fresh one", "err", err)
+		}
+		return
+	}
+	if err := os.Remove(path); err != nil {
+		e.log.Warn("static membership: remove saved subscription; joining with a fresh one", "err", err)
+		return
+	}
+	var j staticJoin
+	if err := json.Unmarshal(b, &j); err != nil || e.cfg.InstanceID == "" || j.InstanceID != e.cfg.InstanceID {
+		return // another identity's, or none now: a fresh join
+	}
+	e.joins.mu.Lock()
+	e.joins.replay = &j
+	e.joins.mu.Unlock()
+}
+
+// saveStaticJoin writes the last join's subscription after a clean stop
+// of a static member, for its restart. gen is the generation it was in.
+func (e *Engine) saveStaticJoin(gen int32) error {
+	if e.cfg.InstanceID == "" || gen < 0 {
+		return nil
+	}
+	e.joins.mu.Lock()
+	j := staticJoin{InstanceID: e.cfg.InstanceID, Generation: gen, Protocols: e.joins.last}
+	e.joins.mu.Unlock()
+	if len(j.Protocols) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	path := e.staticJoinPath()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("static membership: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("static membership: %w", err)
+	}
+	return nil
+}
