@@ -87,7 +87,7 @@ pipelines:
 
 	// Feed the input over the whole run, so kills land during processing.
 	rng := rand.New(rand.NewPCG(*crashSeed, 99))
-	in := newCrashInput(*crashRecords, rng)
+	in := newCrashInput(*crashRecords, crashKeys, rng)
 	fed := make(chan error, 1)
 	go func() { fed <- in.feed(t.Context(), cl, max(6*time.Second, time.Duration(*crashKills)*time.Second)) }()
 
@@ -163,7 +163,7 @@ pipelines:
 	}
 }
 
-// crashInput is the suite's input: records with keys k0..k999 and small
+// crashInput is the suite's input: records with keys k0, k1, ... and small
 // values, and what they must add up to.
 type crashInput struct {
 	recs []*kgo.Record
@@ -172,10 +172,11 @@ type crashInput struct {
 	keys map[int32]map[string]bool
 }
 
-func newCrashInput(n int, rng *rand.Rand) *crashInput {
+// newCrashInput returns n records over keys keys.
+func newCrashInput(n, keys int, rng *rand.Rand) *crashInput {
 	in := &crashInput{sums: map[string]int64{}, ends: map[int32]int64{}, keys: map[int32]map[string]bool{}}
 	for range n {
-		k := "k" + strconv.Itoa(rng.IntN(crashKeys))
+		k := "k" + strconv.Itoa(rng.IntN(keys))
 		v := int64(1 + rng.IntN(9))
 		in.sums[k] += v
 		in.recs = append(in.recs, &kgo.Record{Topic: "in", Key: []byte(k), Value: []byte(strconv.FormatInt(v, 10))})

@@ -191,10 +191,10 @@ func TestHTTPStatus(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds, at most 30s.
+// waitUntil polls cond until it holds, at most a minute.
 func waitUntil(t *testing.T, what string, cond func() bool, last func() string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting until %s; last seen:\n%s", what, last())
