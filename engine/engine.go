@@ -70,6 +70,8 @@ type Engine struct {
 	// before.
 	client atomic.Pointer[kgo.Client]
 	joins  joinMemory // the subscriptions of the group's joins (static.go)
+	// tailer keeps the standbys' stores live copies, from Run.
+	tailer *restore.Tailer
 }
 
 // pipeline is a configured pipeline and its compiled module.
@@ -284,6 +286,23 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	started = true
 	e.log.Info("engine started", "application_id", e.cfg.ApplicationID, "pipelines", len(e.pipelines), "inputs", inputs)
 
+	// One client tails the changelogs of every standby (standby.go).
+	rc := e.cfg.Restore
+	e.tailer, err = restore.NewTailer(restore.Config{
+		Brokers:                e.cfg.Brokers,
+		FetchMaxBytes:          int32(rc.FetchMaxBytes),
+		FetchMaxPartitionBytes: int32(rc.FetchMaxPartitionBytes),
+		ReadCommitted:          e.eos,
+	})
+	if err != nil {
+		e.cl.Close()
+		return err
+	}
+	tailerDone := make(chan struct{})
+	go func() {
+		defer close(tailerDone)
+		e.tailer.Run(context.WithoutCancel(ctx)) // until closed, after the standbys
+	}()
 	// The janitor deletes unused task directories while the engine polls
 	// (janitor.go); it stops before the tasks do.
 	janitorCtx, stopJanitor := context.WithCancel(ctx)
@@ -312,6 +331,8 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	<-standbyDone
 	<-probeDone
 	e.closeStandbys()
+	e.tailer.Close()
+	<-tailerDone
 	if err == nil && ctx.Err() == nil {
 		err = context.Cause(pollCtx) // a task failed
 	}

@@ -15,7 +15,8 @@ import (
 // list to setStandbys. A standby task is a task (so the tracker, the
 // janitor, Metrics and the subscription's store states see it like any
 // other) whose goroutine never processes input: it opens the task's
-// directory and tails the changelogs into it (restore.Tail) until it is
+// directory and tails the changelogs into it (restore.Tailer, one client
+// for all standbys of the process) until it is
 // unassigned or the engine stops, then closes the store like an active task
 // does (closed-at, closed-offsets.json), so the directory is kept for
 // StateCleanupDelay. Its store offsets go into every join's user data, so
@@ -198,7 +199,7 @@ func (e *Engine) runStandby(t *task) {
 		t.lag.Store(i.Lag)
 	}
 	for {
-		err := restore.Tail(t.ctx, rc, t.db, logs, applied)
+		err := e.tailer.Tail(t.ctx, rc, t.db, logs, applied)
 		if err == nil || t.ctx.Err() != nil {
 			break
 		}
