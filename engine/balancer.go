@@ -860,31 +860,48 @@ func assignTasks(in assignInput) assignPlan {
 		load[best]++
 	}
 
-	// Warm-ups (KIP-441): a unit that would move from an owner whose copy
-	// is within acceptableLag to a member whose copy is not stays with its
-	// owner, beyond its share, and the member it should go to gets a
+	// Warm-ups (KIP-441): a unit that would go to a member whose copy lags
+	// more than acceptableLag, while another member's copy is within it,
+	// goes to that member instead, beyond its share: its owner when the
+	// owner's copy is caught up, else the most caught-up member (after a
+	// failure, the holder of a standby). The member it should go to gets a
 	// warm-up copy: a standby. At most maxWarmups at a time; probing
 	// rebalances assign again, and the unit moves once the copy has caught
-	// up. Nothing stops processing while a new member fills its stores.
+	// up. Nothing stops processing while a member fills its stores, and no
+	// task restores a changelog that another member holds a copy of.
 	warmupOf := make([]int, n)
 	for u := range warmupOf {
 		warmupOf[u] = -1
 	}
 	for u, un := range units {
-		o, to := owner[u], assignedTo[u]
-		if plan.warmups >= in.maxWarmups || o < 0 || o == to || !slices.Contains(eligible[u], o) {
+		to := assignedTo[u]
+		if plan.warmups >= in.maxWarmups || owner[u] == to || lag[u][to] <= in.acceptableLag {
 			continue
 		}
 		stateful := false
 		for _, k := range un.tasks {
 			stateful = stateful || hasStores(in.pipelines, k.pipeline)
 		}
-		if !stateful || lag[u][o] > in.acceptableLag || lag[u][to] <= in.acceptableLag {
+		if !stateful {
 			continue
 		}
+		from := -1
+		if o := owner[u]; o >= 0 && slices.Contains(eligible[u], o) && lag[u][o] <= in.acceptableLag {
+			from = o
+		} else {
+			for _, i := range eligible[u] {
+				if i != to && lag[u][i] <= in.acceptableLag &&
+					(from < 0 || lag[u][i] < lag[u][from] || (lag[u][i] == lag[u][from] && load[i] < load[from])) {
+					from = i
+				}
+			}
+		}
+		if from < 0 {
+			continue // no copy is caught up: the unit restores where it goes
+		}
 		load[to]--
-		load[o]++
-		assignedTo[u], reasons[u], warmupOf[u] = o, reasonWarmingUp, to
+		load[from]++
+		assignedTo[u], reasons[u], warmupOf[u] = from, reasonWarmingUp, to
 		plan.warmups++
 	}
 
@@ -1007,7 +1024,64 @@ func assignStandbys(in assignInput, units []unit, eligible [][]int, assignedTo [
 			cands = slices.DeleteFunc(cands, func(i int) bool { return i == best })
 		}
 	}
+	rebalanceStandbys(in, out, eligible, assignedTo, lag, total, share)
 	return out
+}
+
+// rebalanceStandbys moves standbys from members above share to members
+// below it, while one can take one: a member that reads the unit, is not
+// its active, holds no copy of it yet, and whose rack is no worse for the
+// unit than the one it replaces. The greedy pass of assignStandbys fills
+// the members it meets first; the standbys of the tasks active on a member
+// can only go elsewhere, so that member may be left with too few. Of the
+// members that can take a standby, the one whose copy lags least does.
+func rebalanceStandbys(in assignInput, out [][]int, eligible [][]int, assignedTo []int, lag [][]int64, total []int, share int) {
+	// taken reports whether member i's rack holds a copy of unit u other
+	// than the one on member skip.
+	taken := func(u, i, skip int) bool {
+		r := in.members[i].rack
+		if r == "" {
+			return false
+		}
+		if in.members[assignedTo[u]].rack == r {
+			return true
+		}
+		for _, j := range out[u] {
+			if j != skip && in.members[j].rack == r {
+				return true
+			}
+		}
+		return false
+	}
+	for moved := true; moved; {
+		moved = false
+		for u := range out {
+			for k, x := range out[u] {
+				if total[x] <= share {
+					continue
+				}
+				to := -1
+				for _, y := range eligible[u] {
+					if total[y] >= share || y == assignedTo[u] || slices.Contains(out[u], y) {
+						continue
+					}
+					if taken(u, y, x) && !taken(u, x, x) {
+						continue // a move onto a rack with a copy from one without
+					}
+					if to < 0 || lag[u][y] < lag[u][to] || (lag[u][y] == lag[u][to] && total[y] < total[to]) {
+						to = y
+					}
+				}
+				if to < 0 {
+					continue
+				}
+				out[u][k] = to
+				total[x]--
+				total[to]++
+				moved = true
+			}
+		}
+	}
 }
 
 func hasStores(shapes []pipelineShape, pipeline string) bool {

@@ -226,3 +226,38 @@ func TestStandbyAssignmentData(t *testing.T) {
 		t.Errorf("plain assignment: %v, %v, standbys %v", plain, err, e.sb.want)
 	}
 }
+
+// TestAssignStandbysBalanced: a and b hold caught-up copies of every task
+// (they ran them all before c joined), c only of its own. Stickiness
+// would put every standby on a and b, as the standbys of c's tasks can go
+// nowhere else; each member ends with two, its share.
+func TestAssignStandbysBalanced(t *testing.T) {
+	counter := pipelineShape{name: "count", inputs: []string{"in"}, stores: []string{"seen"}, changelogs: []string{"app-seen-changelog"}}
+	ends := map[topicPartition]int64{}
+	for p := range int32(6) {
+		ends[topicPartition{"app-seen-changelog", p}] = 1000
+	}
+	member := func(id, owned string, copies ...int32) assignMember {
+		m := assignMember{id: id, topics: []string{"in"}, generation: 3, owned: owns(owned), stores: map[taskKey]map[string]int64{}}
+		for _, p := range copies {
+			m.stores[taskKey{"count", p}] = map[string]int64{"seen": 1000}
+		}
+		return m
+	}
+	plan := assignTasks(assignInput{
+		members: []assignMember{
+			member("a", "in:1,2", 0, 1, 2, 3, 4, 5),
+			member("b", "in:0,3", 0, 1, 2, 3, 4, 5),
+			member("c", "in:4,5", 4, 5),
+		},
+		partitions: map[string]int32{"in": 6},
+		pipelines:  []pipelineShape{counter},
+		ends:       ends,
+		standbys:   1,
+	})
+	for _, id := range []string{"a", "b", "c"} {
+		if n := len(plan.standbys[id]); n != 2 {
+			t.Errorf("member %s has %d standbys, want 2: %v", id, n, renderStandbys(plan))
+		}
+	}
+}

@@ -84,3 +84,50 @@ func fmtParts(ps []int32) string {
 	}
 	return s + "]"
 }
+
+// TestAssignFailoverToStandby: of three members, a has died; b holds
+// caught-up standby copies of both of a's tasks, c none. Both tasks go to
+// b, one beyond its share, rather than one to c with its whole changelog
+// to restore; c warms a copy of that one up, and it moves once caught up.
+func TestAssignFailoverToStandby(t *testing.T) {
+	counter := pipelineShape{name: "count", inputs: []string{"in"}, stores: []string{"seen"}, changelogs: []string{"app-seen-changelog"}}
+	ends := map[topicPartition]int64{}
+	for p := range int32(6) {
+		ends[topicPartition{"app-seen-changelog", p}] = 1000
+	}
+	member := func(id, owned string, copies ...int32) assignMember {
+		m := assignMember{id: id, topics: []string{"in"}, generation: 3, owned: owns(owned), stores: map[taskKey]map[string]int64{}}
+		for _, p := range copies {
+			m.stores[taskKey{"count", p}] = map[string]int64{"seen": 1000}
+		}
+		return m
+	}
+	b := member("b", "in:2,3", 0, 1, 2, 3)
+	c := member("c", "in:4,5", 4, 5)
+	for _, tc := range []struct {
+		name       string
+		maxWarmups int
+		actives    string
+		standbys   map[string]string
+	}{
+		{"to the standby, a warm-up on c", 2, "b:[0 1 2 3] c:[4 5]", map[string]string{"c": "warm:count/1"}},
+		{"warm-ups off: balanced at once", -1, "b:[0 2 3] c:[1 4 5]", map[string]string{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := assignTasks(assignInput{
+				members:       []assignMember{b, c},
+				partitions:    map[string]int32{"in": 6},
+				pipelines:     []pipelineShape{counter},
+				ends:          ends,
+				maxWarmups:    tc.maxWarmups,
+				acceptableLag: 10,
+			})
+			if got := "b:" + fmtParts(plan.members["b"]["in"]) + " c:" + fmtParts(plan.members["c"]["in"]); got != tc.actives {
+				t.Errorf("actives %s, want %s", got, tc.actives)
+			}
+			if got := renderStandbys(plan); !equalMaps(got, tc.standbys) {
+				t.Errorf("standbys %v, want %v", got, tc.standbys)
+			}
+		})
+	}
+}
