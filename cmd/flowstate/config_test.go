@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/internal/plugintest"
 	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
 )
@@ -455,5 +456,31 @@ func check[T comparable](t *testing.T, what string, got, want T) {
 	t.Helper()
 	if got != want {
 		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+// TestREADMEConfig loads the README's config example, so that every key it
+// shows exists and every value it shows is valid.
+func TestREADMEConfig(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(plugintest.Root(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "## Configuration\n\n```yaml\n")
+	if !ok {
+		t.Fatal("README has no yaml block under ## Configuration")
+	}
+	example, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("README's config example does not end")
+	}
+	// The example's module path is relative to the project root.
+	example = strings.ReplaceAll(example, "bin/plugins/wordcount.wasm", plugintest.Build(t, "plugins/wordcount"))
+	cfg, err := loadConfig(writeFile(t, t.TempDir(), "app.yaml", example), nil, false)
+	if err != nil {
+		t.Fatalf("README's config example: %v", err)
+	}
+	if cfg.Engine.InstanceID != "wordcount-1" || cfg.Engine.NumStandbyReplicas != 1 || len(cfg.Engine.Pipelines) != 1 {
+		t.Errorf("README's config example loaded as %+v", cfg.Engine)
 	}
 }
