@@ -65,7 +65,7 @@ type Engine struct {
 	// warmups is the number of warm-ups of the last assignment this
 	// process made as the group's leader (warmup.go).
 	warmups atomic.Int32
-	turns   chan struct{} // restore turns: Restore.MaxParallel slots
+	turns   *turnPool // restore turns: Restore.MaxParallel of them
 	// client is cl once Run has made it, for Metrics, which may run
 	// before.
 	client atomic.Pointer[kgo.Client]
@@ -150,7 +150,7 @@ func New(cfg Config) (*Engine, error) {
 	e.track.init(e.pipelines)
 	e.sb.init()
 	e.joins.e = e
-	e.turns = make(chan struct{}, cfg.Restore.MaxParallel)
+	e.turns = newTurnPool(cfg.Restore.MaxParallel)
 	return e, nil
 }
 

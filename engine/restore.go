@@ -29,7 +29,9 @@ type RestoreConfig struct {
 	SSTChunkBytes int
 	// MaxParallel is how many tasks of the process replay changelogs at
 	// once. A task waiting for a turn stays RESTORING; running tasks are
-	// not held up. A task with nothing to replay needs no turn. Default 2.
+	// not held up. A task with nothing to replay needs no turn. Active
+	// tasks' restores go before standbys' catch-ups, which hold at most
+	// MaxParallel-1 turns (turns.go). Default 2.
 	// Kafka Streams: none (each stream thread restores all its tasks).
 	MaxParallel int
 	// OnTruncated is what a restore does when records after a store's
@@ -107,23 +109,19 @@ func (t *task) restoreConfig() restore.Config {
 	}
 }
 
-// acquireTurn waits for one of the engine's MaxParallel restore turns.
+// acquireTurn waits for one of the engine's MaxParallel restore turns
+// (turns.go).
 func (t *task) acquireTurn(ctx context.Context) (release func(), err error) {
-	release = func() { <-t.e.turns }
-	select {
-	case t.e.turns <- struct{}{}:
-		return release, nil
-	default:
+	waited := false
+	release, err = t.e.turns.acquire(ctx, t.standby, func() {
+		waited = true
+		t.rs.setWaiting(true)
+		t.log.Info("restore waiting for a turn", "task", t.name, "max_parallel", t.e.turns.size, "standby", t.standby)
+	})
+	if waited {
+		t.rs.setWaiting(false)
 	}
-	t.rs.setWaiting(true)
-	defer t.rs.setWaiting(false)
-	t.log.Info("restore waiting for a turn", "task", t.name, "max_parallel", cap(t.e.turns))
-	select {
-	case t.e.turns <- struct{}{}:
-		return release, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return release, err
 }
 
 func (t *task) restoreListener() restore.Listener {

@@ -143,7 +143,8 @@ type restoreConfig struct {
 	// SSTChunkBytes is the size of the sorted chunks a store rebuilt from
 	// nothing is built from, as SST files. Default 64 MiB; -1 is off.
 	SSTChunkBytes int `koanf:"sst_chunk_bytes"`
-	// MaxParallel is how many tasks replay changelogs at once. Default 2.
+	// MaxParallel is how many tasks replay changelogs at once, active
+	// tasks before standbys' catch-ups. Default 2.
 	MaxParallel int `koanf:"max_parallel"`
 	// OnTruncated is rebuild (default) or fail: what a restore does when
 	// records after a store's offset were deleted from its changelog.
