@@ -6,7 +6,17 @@
 // group balancer of balancer.go: the partitions of one task always go to one
 // process, a task stays where it runs, and one that must move goes to the
 // process whose copy of its stores is the most caught up, the tasks of the
-// group balanced to within one per process.
+// group balanced to within one per process. Copies are kept up to date on
+// purpose: standby tasks (standby.go) tail a task's changelogs on other
+// processes, through one client per process (restore.Tailer), so that a
+// failed process's tasks move to their standbys and restore only what the
+// standby had not tailed yet. A task whose balanced place holds no
+// caught-up copy runs where one is, beyond that process's share, while a
+// warm-up (a standby marked as such) fills the copy; probing rebalances
+// move it once the copy is caught up (warmup.go). A static member
+// (instance_id) that stops cleanly and restarts keeps its place without a
+// rebalance (static.go). Restores and standby catch-ups take turns, active
+// tasks first (turns.go).
 //
 // A task owns one Wasm instance and one RocksDB database and runs on its own
 // goroutine; tasks share nothing mutable. A commit of a task, under
