@@ -183,6 +183,9 @@ func TestHTTPStatus(t *testing.T) {
 		table = statusTable(t, srv.addr)
 		return regexp.MustCompile(`counts/0\s+active\s+RUNNING\s+0\s+3000\s+0\s`).MatchString(table)
 	}, func() string { return table })
+	if !regexp.MustCompile(`(?m)^\S+\s+[1-9]\d*\s+counts/0\s`).MatchString(table) {
+		t.Errorf("status shows no group generation for the running process:\n%s", table)
+	}
 	metrics = get(t, "http://"+srv.addr+"/metrics")
 	for _, want := range []string{`flowstate_restore_tasks{pipeline="counts"} 0`, `flowstate_restore_records_total{pipeline="counts"} 3000`, `flowstate_restores_total{pipeline="counts"} 2`} {
 		if !strings.Contains(metrics, want) {

@@ -76,14 +76,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errors.Join(errs...)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROCESS\tTASK\tROLE\tSTATE\tLAG\tRESTORED\tREMAINING\tRATE\tETA")
+	// GEN is the group generation each process last joined: processes
+	// that show different ones are in the middle of a rebalance.
+	fmt.Fprintln(tw, "PROCESS\tGEN\tTASK\tROLE\tSTATE\tLAG\tRESTORED\tREMAINING\tRATE\tETA")
 	for i, d := range docs {
+		gen := "-"
+		if d.Generation >= 0 {
+			gen = strconv.Itoa(int(d.Generation))
+		}
 		for _, t := range d.Tasks {
 			state := t.State
 			if t.Waiting {
 				state += " (waiting)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", addrs[i], t.Task, t.Role, state, t.Lag,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", addrs[i], gen, t.Task, t.Role, state, t.Lag,
 				t.Restored, remainingText(t.Remaining), rateText(t.Rate), etaText(t.ETA))
 		}
 	}
