@@ -45,7 +45,8 @@ func TestScaleOut(t *testing.T) {
 	}
 	bin := buildFlowstate(t)
 	guest := plugintest.Build(t, "cmd/flowstate/testdata/sums")
-	t.Run("failover", func(t *testing.T) { testFailover(t, newFleet(t, bin, guest)) })
+	t.Run("failover", func(t *testing.T) { testFailover(t, newFleet(t, bin, guest), "at_least_once") })
+	t.Run("failover-eos", func(t *testing.T) { testFailover(t, newFleet(t, bin, guest), "exactly_once") })
 	t.Run("join", func(t *testing.T) { testJoin(t, newFleet(t, bin, guest)) })
 	t.Run("static", func(t *testing.T) { testStaticRestart(t, newFleet(t, bin, guest)) })
 	t.Run("racks", func(t *testing.T) { testRacks(t, newFleet(t, bin, guest)) })
@@ -54,13 +55,15 @@ func TestScaleOut(t *testing.T) {
 // testFailover: three processes, one standby of every task. SIGKILL one
 // while input flows: its tasks become active where their standbys were
 // (also two on one process), restore only the standby's small lag, and no
-// input is lost.
-func testFailover(t *testing.T, f *fleet) {
+// input is lost; under exactly_once, none is applied twice either (the
+// standbys read the changelogs read_committed).
+func testFailover(t *testing.T, f *fleet, guarantee string) {
 	const bound = 500 // records one taken-over task may restore
 	// A process without a copy is not caught up (acceptable_recovery_lag
 	// below the changelogs' length): a task goes to its standby, and
 	// balanced moves wait for warm-ups, which probing rebalances follow.
-	shared := "num_standby_replicas: 1\nsession_timeout: 6s\nacceptable_recovery_lag: 100\nprobing_rebalance_interval: 1s\n"
+	shared := "num_standby_replicas: 1\nsession_timeout: 6s\nacceptable_recovery_lag: 100\nprobing_rebalance_interval: 1s\n" +
+		"processing_guarantee: " + guarantee + "\n"
 	in := f.preload(30_000)
 	ms := []*member{f.start("a", shared), f.start("b", shared), f.start("c", shared)}
 	waitRoles(t, "each process runs 2 tasks and 2 standbys", ms, func(d statusDoc) bool {
@@ -130,7 +133,16 @@ func testFailover(t *testing.T, f *fleet) {
 	t.Logf("failover: %d tasks moved to their standbys in %s (session timeout 6s), at most %d records restored by one", len(moved), took.Round(10*time.Millisecond), most)
 
 	<-fed
-	f.checkNoLoss(t, in)
+	seen := f.checkNoLoss(t, in)
+	if guarantee == "exactly_once" {
+		twice := 0
+		for _, n := range seen {
+			twice += max(n-1, 0)
+		}
+		if twice > 0 {
+			t.Errorf("%d input records have more than one output under exactly_once", twice)
+		}
+	}
 }
 
 // testJoin: a fourth process joins three whose stores are large and caught
@@ -336,8 +348,9 @@ func (f *fleet) feed(in *crashInput, n int, d time.Duration) <-chan struct{} {
 }
 
 // checkNoLoss waits until the group has committed all of in, then checks
-// that every input record has an output.
-func (f *fleet) checkNoLoss(t *testing.T, in *crashInput) {
+// that every input record has an output, and returns the outputs of each
+// input (partition, offset), read_committed.
+func (f *fleet) checkNoLoss(t *testing.T, in *crashInput) map[[2]int64]int {
 	t.Helper()
 	waitCommitted(t, f.adm, "fo", "in", in.ends)
 	seen := readOutputs(t, f.cl, f.adm)
@@ -353,6 +366,7 @@ func (f *fleet) checkNoLoss(t *testing.T, in *crashInput) {
 	if lost > 0 {
 		t.Errorf("%d of %d input records have no output", lost, total)
 	}
+	return seen
 }
 
 func (f *fleet) endOffsets(t *testing.T, topic string) map[int32]int64 {
