@@ -7,7 +7,9 @@ import (
 	"log/slog"
 
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // brokerConfig configures the embedded broker.
@@ -72,6 +74,7 @@ type brokerFlags struct {
 	port       int
 	dataDir    string
 	partitions int
+	topics     []string
 	logLevel   string
 }
 
@@ -81,6 +84,7 @@ func newBrokerFlags() (*pflag.FlagSet, *brokerFlags) {
 	fs.IntVar(&f.port, "port", 9092, "port on 127.0.0.1 (0 picks a free one)")
 	fs.StringVar(&f.dataDir, "data-dir", ".state/broker", "`directory` persisting topics, offsets and groups (empty: memory only)")
 	fs.IntVar(&f.partitions, "partitions", 4, "partitions of topics created without a count")
+	fs.StringSliceVar(&f.topics, "topics", nil, "topics to create at start, if missing, with --partitions partitions; repeatable or comma-separated")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs, f
 }
@@ -108,6 +112,17 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	})
 	if err != nil {
 		return err
+	}
+	if len(f.topics) > 0 {
+		adm, err := kadm.NewOptClient(kgo.SeedBrokers(addr))
+		if err == nil {
+			err = createTopics(ctx, adm, f.topics, f.partitions, log)
+			adm.Close()
+		}
+		if err != nil {
+			c.Close()
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "broker listening on %s\n", addr)
 	log.Info("broker started", "addr", addr, "data_dir", f.dataDir)

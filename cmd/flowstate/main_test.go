@@ -110,13 +110,21 @@ func TestBrokerCommand(t *testing.T) {
 		t.Fatalf("broker exit code %d", code)
 	}
 
-	addr, stop = startBrokerCmd(t, "--port", "0", "--data-dir", dir)
+	// Restarted, with topics to create: t exists already, u is new.
+	addr, stop = startBrokerCmd(t, "--port", "0", "--data-dir", dir, "--topics", "t,u", "--partitions", "2")
 	defer stop()
 	adm, err := kadm.NewOptClient(kgo.SeedBrokers(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer adm.Close()
+	details, err = adm.ListTopics(t.Context(), "t", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nt, nu := len(details["t"].Partitions), len(details["u"].Partitions); nt != 3 || nu != 2 {
+		t.Errorf("--topics t,u --partitions 2: t has %d partitions (want 3, as before), u %d (want 2)", nt, nu)
+	}
 	latest, records, err := readLatest(t.Context(), adm, []string{addr}, "t")
 	if err != nil {
 		t.Fatal(err)
