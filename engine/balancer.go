@@ -268,6 +268,11 @@ func (*groupBalancer) IsCooperative() bool { return true }
 // generation they were assigned in), with the member's store states as
 // user data.
 func (b *groupBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
+	// Warm-ups are the leader's to follow up: a join forgets those of an
+	// earlier generation, and Balance counts them again if this process
+	// leads the next (warmup.go). Otherwise a process that led once would
+	// go on probing after another took over.
+	b.e.warmups.Store(0)
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 3
 	meta.Topics = interests
@@ -508,7 +513,13 @@ func (b *groupBalancer) endOffsets(shapes []pipelineShape, topics map[string]int
 	}
 	ctx, cancel := context.WithTimeout(b.e.runCtx, endOffsetsTimeout)
 	defer cancel()
-	listed, err := b.adm.ListEndOffsets(ctx, changelogs...)
+	// Under exactly-once, copies read the changelogs read_committed and
+	// reach at most the last stable offsets: an open transaction is no lag.
+	list := b.adm.ListEndOffsets
+	if b.e.eos {
+		list = b.adm.ListCommittedOffsets
+	}
+	listed, err := list(ctx, changelogs...)
 	if err != nil {
 		b.e.log.Warn("assignment: list changelog end offsets; comparing the members' offsets as they are", "err", err)
 		return nil
