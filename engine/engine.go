@@ -287,13 +287,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.log.Info("engine started", "application_id", e.cfg.ApplicationID, "pipelines", len(e.pipelines), "inputs", inputs)
 
 	// One client tails the changelogs of every standby (standby.go).
-	rc := e.cfg.Restore
-	e.tailer, err = restore.NewTailer(restore.Config{
-		Brokers:                e.cfg.Brokers,
-		FetchMaxBytes:          int32(rc.FetchMaxBytes),
-		FetchMaxPartitionBytes: int32(rc.FetchMaxPartitionBytes),
-		ReadCommitted:          e.eos,
-	})
+	e.tailer, err = restore.NewTailer(e.restoreClientConfig())
 	if err != nil {
 		e.cl.Close()
 		return err

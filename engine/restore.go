@@ -90,23 +90,33 @@ func (c *RestoreConfig) validate() []error {
 	return errs
 }
 
+// restoreClientConfig is what every changelog client of the engine shares:
+// the brokers, the restore fetch sizes, and read_committed under
+// exactly-once. The standbys' Tailer takes it as it is.
+func (e *Engine) restoreClientConfig() restore.Config {
+	rc := e.cfg.Restore
+	return restore.Config{
+		Brokers:                e.cfg.Brokers,
+		FetchMaxBytes:          int32(rc.FetchMaxBytes),
+		FetchMaxPartitionBytes: int32(rc.FetchMaxPartitionBytes),
+		ReadCommitted:          e.eos,
+	}
+}
+
 // restoreConfig is the restore.Config of the task's restore: the engine's
 // settings, a turn among MaxParallel, and a listener that keeps the task's
 // progress for Metrics before passing each event on.
 func (t *task) restoreConfig() restore.Config {
+	c := t.e.restoreClientConfig()
 	rc := t.e.cfg.Restore
-	return restore.Config{
-		Brokers:                t.e.cfg.Brokers,
-		FetchMaxBytes:          int32(rc.FetchMaxBytes),
-		FetchMaxPartitionBytes: int32(rc.FetchMaxPartitionBytes),
-		SSTChunkBytes:          rc.SSTChunkBytes,
-		OnTruncated:            rc.OnTruncated,
-		ProgressInterval:       rc.ProgressInterval,
-		Task:                   t.name,
-		Logger:                 t.log,
-		Listener:               t.restoreListener(),
-		Acquire:                t.acquireTurn,
-	}
+	c.SSTChunkBytes = rc.SSTChunkBytes
+	c.OnTruncated = rc.OnTruncated
+	c.ProgressInterval = rc.ProgressInterval
+	c.Task = t.name
+	c.Logger = t.log
+	c.Listener = t.restoreListener()
+	c.Acquire = t.acquireTurn
+	return c
 }
 
 // acquireTurn waits for one of the engine's MaxParallel restore turns

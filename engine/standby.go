@@ -184,8 +184,6 @@ func (e *Engine) runStandby(t *task) {
 		logs[i] = restore.Changelog{Store: i, Topic: topic, Partition: t.key.partition}
 	}
 	rc := t.restoreConfig()
-	rc.Task = t.name
-	rc.ReadCommitted = e.eos
 	// A standby's catch-up is not a task's restore: it keeps its progress
 	// for Metrics but stays out of the restore counters and the user's
 	// listener, which describe the restores of active tasks.

@@ -358,7 +358,6 @@ func (t *task) start() error {
 		}
 	}
 	rc := t.restoreConfig() // restore.go
-	rc.ReadCommitted = t.e.eos
 	res, err := restore.Restore(t.ctx, rc, t.db, logs)
 	if err != nil {
 		return err
