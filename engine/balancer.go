@@ -880,20 +880,21 @@ func assignTasks(in assignInput) assignPlan {
 	// rebalances assign again, and the unit moves once the copy has caught
 	// up. Nothing stops processing while a member fills its stores, and no
 	// task restores a changelog that another member holds a copy of.
+	// stateful marks the units with a task that has stores: only those
+	// have copies to warm up or keep as standbys.
+	stateful := make([]bool, n)
+	for u, un := range units {
+		for _, k := range un.tasks {
+			stateful[u] = stateful[u] || hasStores(in.pipelines, k.pipeline)
+		}
+	}
 	warmupOf := make([]int, n)
 	for u := range warmupOf {
 		warmupOf[u] = -1
 	}
-	for u, un := range units {
+	for u := range units {
 		to := assignedTo[u]
-		if plan.warmups >= in.maxWarmups || owner[u] == to || lag[u][to] <= in.acceptableLag {
-			continue
-		}
-		stateful := false
-		for _, k := range un.tasks {
-			stateful = stateful || hasStores(in.pipelines, k.pipeline)
-		}
-		if !stateful {
+		if !stateful[u] || plan.warmups >= in.maxWarmups || owner[u] == to || lag[u][to] <= in.acceptableLag {
 			continue
 		}
 		from := -1
@@ -916,7 +917,7 @@ func assignTasks(in assignInput) assignPlan {
 		plan.warmups++
 	}
 
-	standbyOf := assignStandbys(in, units, eligible, assignedTo, lag, load)
+	standbyOf := assignStandbys(in, stateful, eligible, assignedTo, lag, load)
 	for u, w := range warmupOf {
 		if w >= 0 && !slices.Contains(standbyOf[u], w) {
 			standbyOf[u] = append(standbyOf[u], w)
@@ -970,21 +971,17 @@ func assignTasks(in assignInput) assignPlan {
 // members whose copy lags least (a member keeps the standbys it has,
 // sticky), then the least loaded, then the members after the active one in
 // member order, wrapping around. It returns the chosen members per unit.
-func assignStandbys(in assignInput, units []unit, eligible [][]int, assignedTo []int, lag [][]int64, load []int) [][]int {
-	out := make([][]int, len(units))
+func assignStandbys(in assignInput, stateful []bool, eligible [][]int, assignedTo []int, lag [][]int64, load []int) [][]int {
+	out := make([][]int, len(stateful))
 	if in.standbys <= 0 {
 		return out
 	}
-	stateful := make([]bool, len(units))
 	tasks := 0
 	for _, l := range load {
 		tasks += l
 	}
-	for u, un := range units {
-		for _, k := range un.tasks {
-			stateful[u] = stateful[u] || hasStores(in.pipelines, k.pipeline)
-		}
-		if stateful[u] {
+	for u, ok := range stateful {
+		if ok {
 			tasks += min(in.standbys, max(len(eligible[u])-1, 0))
 		}
 	}
@@ -997,7 +994,7 @@ func assignStandbys(in assignInput, units []unit, eligible [][]int, assignedTo [
 		}
 		return 0
 	}
-	for u := range units {
+	for u := range stateful {
 		if !stateful[u] {
 			continue // a stateless task has nothing to copy
 		}
