@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -48,16 +49,13 @@ func (p *turnPool) tryLocked(standby bool) bool {
 // is called once the caller must wait.
 func (p *turnPool) acquire(ctx context.Context, standby bool, waiting func()) (release func(), err error) {
 	p.mu.Lock()
-	if (standby || len(p.waitAct) == 0) && (!standby || len(p.waitStby) == 0) && p.tryLocked(standby) {
+	q := p.queue(standby)
+	if len(*q) == 0 && p.tryLocked(standby) { // first come, first served within a kind
 		p.mu.Unlock()
 		return p.releaser(standby), nil
 	}
 	ch := make(chan struct{})
-	if standby {
-		p.waitStby = append(p.waitStby, ch)
-	} else {
-		p.waitAct = append(p.waitAct, ch)
-	}
+	*q = append(*q, ch)
 	p.mu.Unlock()
 	if waiting != nil {
 		waiting()
@@ -90,38 +88,42 @@ func (p *turnPool) releaser(standby bool) func() {
 	}
 }
 
+// queue is the waiters of the kind.
+func (p *turnPool) queue(standby bool) *[]chan struct{} {
+	if standby {
+		return &p.waitStby
+	}
+	return &p.waitAct
+}
+
 // releaseLocked gives back a turn of the kind and grants the waiters that
-// may now run: active restores first.
+// may now run.
 func (p *turnPool) releaseLocked(standby bool) {
 	if standby {
 		p.standby--
 	} else {
 		p.active--
 	}
-	for len(p.waitAct) > 0 && p.tryLocked(false) {
-		close(p.waitAct[0])
-		p.waitAct = p.waitAct[1:]
-	}
-	for len(p.waitStby) > 0 && p.tryLocked(true) {
-		close(p.waitStby[0])
-		p.waitStby = p.waitStby[1:]
-	}
+	p.grantLocked()
 }
 
+// dropLocked takes ch out of its queue: an active restore that stops
+// waiting may let catch-ups run.
 func (p *turnPool) dropLocked(standby bool, ch chan struct{}) {
-	q := &p.waitAct
-	if standby {
-		q = &p.waitStby
+	q := p.queue(standby)
+	if i := slices.Index(*q, ch); i >= 0 {
+		*q = slices.Delete(*q, i, i+1)
 	}
-	for i, c := range *q {
-		if c == ch {
-			*q = append((*q)[:i], (*q)[i+1:]...)
-			break
+	p.grantLocked()
+}
+
+// grantLocked hands free turns to waiters, active restores first.
+func (p *turnPool) grantLocked() {
+	for _, standby := range []bool{false, true} {
+		q := p.queue(standby)
+		for len(*q) > 0 && p.tryLocked(standby) {
+			close((*q)[0])
+			*q = (*q)[1:]
 		}
-	}
-	// An active restore that stops waiting may unblock catch-ups.
-	for len(p.waitStby) > 0 && p.tryLocked(true) {
-		close(p.waitStby[0])
-		p.waitStby = p.waitStby[1:]
 	}
 }

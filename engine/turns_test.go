@@ -27,24 +27,19 @@ func TestTurnPool(t *testing.T) {
 		}()
 		return func() { <-got; rel() }, got
 	}
-	// granted waits long for a turn that should come, briefly for one
-	// that should not: a turn not granted shows no event to wait for.
-	granted := func(c chan struct{}) bool {
+	// within reports whether c closes within d: granted waits long for a
+	// turn that should come, held briefly for one that should not (a turn
+	// not granted shows no event to wait for).
+	within := func(c chan struct{}, d time.Duration) bool {
 		select {
 		case <-c:
 			return true
-		case <-time.After(5 * time.Second):
+		case <-time.After(d):
 			return false
 		}
 	}
-	held := func(c chan struct{}) bool {
-		select {
-		case <-c:
-			return false
-		case <-time.After(50 * time.Millisecond):
-			return true
-		}
-	}
+	granted := func(c chan struct{}) bool { return within(c, 5*time.Second) }
+	held := func(c chan struct{}) bool { return !within(c, 50*time.Millisecond) }
 
 	relS1, s1 := take(true)
 	if !granted(s1) {
