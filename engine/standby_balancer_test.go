@@ -232,18 +232,7 @@ func TestStandbyAssignmentData(t *testing.T) {
 // would put every standby on a and b, as the standbys of c's tasks can go
 // nowhere else; each member ends with two, its share.
 func TestAssignStandbysBalanced(t *testing.T) {
-	counter := pipelineShape{name: "count", inputs: []string{"in"}, stores: []string{"seen"}, changelogs: []string{"app-seen-changelog"}}
-	ends := map[topicPartition]int64{}
-	for p := range int32(6) {
-		ends[topicPartition{"app-seen-changelog", p}] = 1000
-	}
-	member := func(id, owned string, copies ...int32) assignMember {
-		m := assignMember{id: id, topics: []string{"in"}, generation: 3, owned: owns(owned), stores: map[taskKey]map[string]int64{}}
-		for _, p := range copies {
-			m.stores[taskKey{"count", p}] = map[string]int64{"seen": 1000}
-		}
-		return m
-	}
+	counter, ends, member := sixTasks()
 	plan := assignTasks(assignInput{
 		members: []assignMember{
 			member("a", "in:1,2", 0, 1, 2, 3, 4, 5),
@@ -260,4 +249,24 @@ func TestAssignStandbysBalanced(t *testing.T) {
 			t.Errorf("member %s has %d standbys, want 2: %v", id, n, renderStandbys(plan))
 		}
 	}
+}
+
+// sixTasks is the setup of tests over the six tasks of pipeline "count",
+// whose changelogs end at 1000: the pipeline, the ends, and a member of
+// generation 3 that consumes owned and holds caught-up copies of the tasks
+// of copies.
+func sixTasks() (pipelineShape, map[topicPartition]int64, func(id, owned string, copies ...int32) assignMember) {
+	counter := pipelineShape{name: "count", inputs: []string{"in"}, stores: []string{"seen"}, changelogs: []string{"app-seen-changelog"}}
+	ends := map[topicPartition]int64{}
+	for p := range int32(6) {
+		ends[topicPartition{"app-seen-changelog", p}] = 1000
+	}
+	member := func(id, owned string, copies ...int32) assignMember {
+		m := assignMember{id: id, topics: []string{"in"}, generation: 3, owned: owns(owned), stores: map[taskKey]map[string]int64{}}
+		for _, p := range copies {
+			m.stores[taskKey{"count", p}] = map[string]int64{"seen": 1000}
+		}
+		return m
+	}
+	return counter, ends, member
 }

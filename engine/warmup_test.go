@@ -91,18 +91,7 @@ func fmtParts(ps []int32) string {
 // b, one beyond its share, rather than one to c with its whole changelog
 // to restore; c warms a copy of that one up, and it moves once caught up.
 func TestAssignFailoverToStandby(t *testing.T) {
-	counter := pipelineShape{name: "count", inputs: []string{"in"}, stores: []string{"seen"}, changelogs: []string{"app-seen-changelog"}}
-	ends := map[topicPartition]int64{}
-	for p := range int32(6) {
-		ends[topicPartition{"app-seen-changelog", p}] = 1000
-	}
-	member := func(id, owned string, copies ...int32) assignMember {
-		m := assignMember{id: id, topics: []string{"in"}, generation: 3, owned: owns(owned), stores: map[taskKey]map[string]int64{}}
-		for _, p := range copies {
-			m.stores[taskKey{"count", p}] = map[string]int64{"seen": 1000}
-		}
-		return m
-	}
+	counter, ends, member := sixTasks()
 	b := member("b", "in:2,3", 0, 1, 2, 3)
 	c := member("c", "in:4,5", 4, 5)
 	for _, tc := range []struct {
