@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -257,15 +258,37 @@ func (s *crashSummary) table() string {
 	return b.String()
 }
 
-// buildFlowstate builds the binary under test.
+// flowstateBin is the binary under test, built once per test binary.
+var flowstateBin struct {
+	sync.Mutex
+	path string
+}
+
+// buildFlowstate builds the binary under test, once for the suites that
+// run it: to one fixed path, like plugintest.Build, each test binary
+// building to its own file and renaming it into place.
 func buildFlowstate(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "flowstate")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/flowstate")
+	flowstateBin.Lock()
+	defer flowstateBin.Unlock()
+	if flowstateBin.path != "" {
+		return flowstateBin.path
+	}
+	dir := filepath.Join(os.TempDir(), "flowstate-test-bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "flowstate")
+	tmp := bin + "." + strconv.Itoa(os.Getpid())
+	cmd := exec.Command("go", "build", "-o", tmp, "./cmd/flowstate")
 	cmd.Dir = plugintest.Root()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build flowstate: %v\n%s", err, out)
 	}
+	if err := os.Rename(tmp, bin); err != nil {
+		t.Fatal(err)
+	}
+	flowstateBin.path = bin
 	return bin
 }
 
