@@ -206,9 +206,9 @@ func (e *Engine) storeStates() []storeState {
 	var states []storeState
 	open := map[taskKey]bool{}
 	e.track.mu.Lock()
-	live := make([]*task, 0, len(e.track.live))
+	live := make([]*replica, 0, len(e.track.live))
 	for t := range e.track.live {
-		live = append(live, t)
+		live = append(live, t.base())
 	}
 	e.track.mu.Unlock()
 	for _, t := range live {
@@ -511,7 +511,7 @@ func (b *groupBalancer) endOffsets(shapes []pipelineShape, topics map[string]int
 	if len(changelogs) == 0 || len(topics) == 0 || b.adm == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(b.e.runCtx, endOffsetsTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), endOffsetsTimeout)
 	defer cancel()
 	// Under exactly-once, copies read the changelogs read_committed and
 	// reach at most the last stable offsets: an open transaction is no lag.

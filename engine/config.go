@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/state"
+	"github.com/flowstate/flowstate/state/changelog"
 )
 
 // Guarantee is a processing guarantee.
@@ -271,5 +272,5 @@ func (c *Config) Validate() error {
 
 // ChangelogTopic returns the changelog topic of a store.
 func (c *Config) ChangelogTopic(store string) string {
-	return c.ApplicationID + "-" + store + "-changelog"
+	return changelog.Topic(c.ApplicationID, store)
 }

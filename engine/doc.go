@@ -19,14 +19,33 @@
 // tasks first (turns.go).
 //
 // A task owns one Wasm instance and one RocksDB database and runs on its own
-// goroutine; tasks share nothing mutable. A commit of a task, under
-// at-least-once, is: produce the collapsed write buffer to the changelog, wait
-// for every changelog and output record the task produced to be acknowledged,
-// write one RocksDB batch with the buffer, the changelog offsets and the input
-// offsets, and then commit the input offsets to the group. A crash at any
-// point loses nothing: the store is consistent as of its last batch, a
-// restart replays only the changelog records after that batch, and input
-// resumes from the later of the group's offset and the store's.
+// goroutine; tasks share nothing mutable. Active tasks (task.go) and
+// standbys (standby.go) are separate types around what they share, a
+// store (replica.go), and get what they need from the engine as a taskEnv,
+// never the engine itself. A commit takes the same steps under both
+// guarantees (commit.go); exactly-once adds one transaction around them
+// for all tasks (txn.go). A crash at any point loses nothing: the store is
+// consistent as of its last batch, a restart replays only the changelog
+// records after that batch, and input resumes from the later of the
+// group's offset and the store's. The poll loop never waits for a task: a
+// task that falls behind has its partitions paused (inbox.go).
+//
+// Locks, in the order they are taken; none is held while waiting for a
+// task's goroutine, except mu while a rebalance stops the tasks it revokes:
+//
+//  1. Engine.mu: the tasks and the partition map; held by the poll loop
+//     while it hands records over and commits, by the rebalance callbacks,
+//     and by standby reconciliation.
+//  2. task.gmu: orders the pause of a task not yet running with its start.
+//  3. standbySet.mu and pauser.mu, each after the above and never both.
+//  4. tracker.mu, replica.durMu, restoreStatus.mu, inbox.mu, turnPool.mu:
+//     leaves, held briefly, never while taking another lock (the janitor
+//     holds tracker.mu while it renames a directory, so that no task opens
+//     it meanwhile).
+//
+// Opening and closing stores happens on the tasks' and standbys' own
+// goroutines, never under Engine.mu: the next owner of a directory waits
+// for the previous one's goroutine to end.
 //
 // A batch the module fails (a guest error, a trap, a timeout, a refused
 // write or emit) leaves nothing behind: the host rolls it back. Then the

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/restore"
@@ -47,16 +48,18 @@ type Engine struct {
 	crashAfterCommit func(changes int) bool
 	budget           *state.Budget
 	rt               *host.Runtime
-	runCtx           context.Context
 	abort            context.CancelCauseFunc // stops the poll loop with a task's fatal error
+	// env is what tasks and standbys get from the engine, from Run.
+	env *taskEnv
 
 	// mu guards tasks and parts. It is held by the poll loop while it
 	// dispatches and commits, and by the group's rebalance callbacks (which
-	// BlockRebalanceOnPoll keeps from running during a poll).
+	// BlockRebalanceOnPoll keeps from running during a poll). Lock order:
+	// doc.go.
 	mu    sync.Mutex
 	tasks map[taskKey]*task
 	parts map[topicPartition][]*task // input partition -> tasks reading it
-	wg    sync.WaitGroup             // task goroutines
+	wg    sync.WaitGroup             // task and standby goroutines
 
 	listener Listener
 
@@ -162,7 +165,6 @@ func (e *Engine) SetListener(l Listener) { e.listener = l }
 // returns nil. A task failure stops the engine the same way (everything
 // before the failing batch is committed) and is returned.
 func (e *Engine) Run(ctx context.Context) (err error) {
-	e.runCtx = ctx
 	pollCtx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
 	e.abort = abort
@@ -170,9 +172,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	// creating topics, joining) is a clean stop: nothing was processed, and
 	// the startup step's error is only the cancellation, often wrapped in a
 	// client's own error.
-	started := false
+	running := false
 	defer func() {
-		if !started && err != nil && ctx.Err() != nil {
+		if !running && err != nil && ctx.Err() != nil {
 			e.log.Info("engine stopped while starting", "err", err)
 			err = nil
 		}
@@ -248,6 +250,30 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.takeStaticJoin()
 	e.producerReady = make(chan struct{})
 	e.soon = make(chan struct{}, 1)
+	// One client tails the changelogs of every standby (standby.go).
+	e.tailer, err = restore.NewTailer(restoreClientConfig(&e.cfg))
+	if err != nil {
+		return err
+	}
+	defer e.tailer.Close()
+	// The group's callbacks make tasks as soon as the client exists.
+	e.env = &taskEnv{
+		cfg:           &e.cfg,
+		eos:           e.eos,
+		client:        &e.client,
+		listener:      e.listener,
+		budget:        e.budget,
+		track:         &e.track,
+		turns:         e.turns,
+		tailer:        e.tailer,
+		pause:         newPauser(&e.client),
+		producerReady: e.producerReady,
+		commitSoon:    e.commitSoon,
+		taskDir:       e.taskDir,
+		opened:        e.markOpen,
+		closed:        e.markClosed,
+	}
+
 	if e.eos {
 		if e.txnID, err = e.transactionalID(); err != nil {
 			return err
@@ -283,50 +309,32 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		}
 	}
 	close(e.producerReady)
-	started = true
+	running = true
 	e.log.Info("engine started", "application_id", e.cfg.ApplicationID, "pipelines", len(e.pipelines), "inputs", inputs)
 
-	// One client tails the changelogs of every standby (standby.go).
-	e.tailer, err = restore.NewTailer(e.restoreClientConfig())
-	if err != nil {
-		e.cl.Close()
-		return err
-	}
-	tailerDone := make(chan struct{})
-	go func() {
-		defer close(tailerDone)
-		e.tailer.Run(context.WithoutCancel(ctx)) // until closed, after the standbys
-	}()
-	// The janitor deletes unused task directories while the engine polls
-	// (janitor.go); it stops before the tasks do.
-	janitorCtx, stopJanitor := context.WithCancel(ctx)
-	janitorDone := make(chan struct{})
-	go func(started time.Time) {
-		defer close(janitorDone)
-		e.janitor(janitorCtx, started)
-	}(time.Now())
-	standbyCtx, stopStandbyLoop := context.WithCancel(ctx)
-	standbyDone := make(chan struct{})
-	go func() {
-		defer close(standbyDone)
-		e.standbyLoop(standbyCtx)
-	}()
-	probeDone := make(chan struct{})
-	go func() {
-		defer close(probeDone)
-		e.probe(standbyCtx) // warmup.go
-	}()
+	// The parts that run beside the poll loop. The tailer serves the
+	// standbys and stops after them; the others stop before the tasks.
+	var tail errgroup.Group
+	tailCtx, stopTail := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopTail()
+	tail.Go(func() error { return e.tailer.Run(tailCtx) })
+	loopsCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	loops, loopsCtx := errgroup.WithContext(loopsCtx)
+	started := time.Now()
+	loops.Go(func() error { return e.janitor(loopsCtx, started) }) // janitor.go
+	loops.Go(func() error { return e.standbyLoop(loopsCtx) })      // standby.go
+	loops.Go(func() error { return e.probe(loopsCtx) })            // warmup.go
+
 	err = e.poll(pollCtx)
-	stopJanitor()
-	<-janitorDone
+	stopLoops()
+	err = errors.Join(err, loops.Wait())
 	// Standbys stop before the tasks: they only copy, and a stop is
 	// never worth a final commit.
-	stopStandbyLoop()
-	<-standbyDone
-	<-probeDone
 	e.closeStandbys()
+	stopTail()
+	err = errors.Join(err, tail.Wait())
 	e.tailer.Close()
-	<-tailerDone
 	if err == nil && ctx.Err() == nil {
 		err = context.Cause(pollCtx) // a task failed
 	}
@@ -428,13 +436,16 @@ func (e *Engine) poll(ctx context.Context) error {
 			e.log.Error("fenced: another instance joined the group with instance_id "+e.cfg.InstanceID+"; stopping", "err", fenced)
 			return fmt.Errorf("%w: instance_id %s: %w", ErrFenced, e.cfg.InstanceID, fenced)
 		}
+		// Handing records over never waits for a task (inbox.go).
 		e.mu.Lock()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			if len(fp.Records) == 0 {
 				return
 			}
 			for _, t := range e.parts[topicPartition{fp.Topic, fp.Partition}] {
-				t.send(ctx, fp.Records)
+				if t.in.push(fp.Records) {
+					e.env.pause.pause(t, pauseFull)
+				}
 			}
 		})
 		e.mu.Unlock()

@@ -7,45 +7,40 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // assigned makes a task for every newly assigned partition of every pipeline
 // reading it. Each partition stays paused until all its tasks have restored.
-func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+// It does no I/O and waits for nothing: each task opens its store on its own
+// goroutine, after the standby it replaces has closed it.
+func (e *Engine) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	pause := map[string][]int32{}
+	// The first assignment can come before Run has stored the client.
+	e.client.CompareAndSwap(nil, cl)
 	var start []*task
 	for topic, parts := range assigned {
 		for _, p := range parts {
 			tp := topicPartition{topic, p}
-			g := &gate{tp: tp}
 			for _, pl := range e.byTopic[topic] {
 				key := taskKey{pl.cfg.Name, p}
 				t, ok := e.tasks[key]
 				if !ok {
-					e.takeStandby(key) // its directory is the task's now
-					t = e.newTask(pl, p)
+					t = newTask(e.env, pl, p, e.takeStandby(key)) // its directory is the task's now
 					e.tasks[key] = t
 					start = append(start, t)
 				}
 				t.gmu.Lock()
 				if t.State() != Running {
-					g.pending.Add(1)
-					t.gates = append(t.gates, g)
+					e.env.pause.pause(t, pauseRestoring) // run resumes it, after taking gmu
 				}
 				t.gmu.Unlock()
 				e.parts[tp] = append(e.parts[tp], t)
 			}
-			if g.pending.Load() > 0 {
-				pause[topic] = append(pause[topic], p)
-			}
 		}
 	}
-	cl.PauseFetchPartitions(pause)
 	for _, t := range start {
 		e.startTask(t)
 	}
@@ -53,40 +48,16 @@ func (e *Engine) assigned(ctx context.Context, cl *kgo.Client, assigned map[stri
 	e.log.Info("partitions assigned", "partitions", assigned)
 }
 
-// gate holds an input partition paused until every task reading it runs.
-type gate struct {
-	tp      topicPartition
-	pending atomic.Int32
-}
-
 func (e *Engine) startTask(t *task) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		if err := t.run(); err != nil {
+		if err := t.run(ctx); err != nil {
 			e.abort(err)
 		}
 	}()
-}
-
-// openGates marks t running and resumes the input partitions whose last
-// restoring task was t. It runs on t's goroutine and takes no engine lock, so
-// a rebalance that holds the lock while stopping t cannot deadlock with it.
-func (e *Engine) openGates(t *task) {
-	t.gmu.Lock()
-	gates := t.gates
-	t.gates = nil
-	t.setState(Running) // under gmu: assigned adds gates only to tasks not yet running
-	t.gmu.Unlock()
-	resume := map[string][]int32{}
-	for _, g := range gates {
-		if g.pending.Add(-1) == 0 {
-			resume[g.tp.topic] = append(resume[g.tp.topic], g.tp.partition)
-		}
-	}
-	if len(resume) > 0 {
-		e.cl.ResumeFetchPartitions(resume)
-	}
 }
 
 // adjustOffsets starts each partition at the later of the group's committed
@@ -95,7 +66,24 @@ func (e *Engine) openGates(t *task) {
 // effects. Partitions without a group offset start where the stores say, or
 // at the beginning. It also tells the tasks the group's offset, below which
 // commitGroup never commits.
-func (e *Engine) adjustOffsets(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+func (e *Engine) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	// The stores open on their tasks' goroutines; wait for them without
+	// the lock, which a task's open does not need but a rebalance does.
+	e.mu.Lock()
+	var wait []*task
+	for topic, parts := range offsets {
+		for p := range parts {
+			wait = append(wait, e.parts[topicPartition{topic, p}]...)
+		}
+	}
+	e.mu.Unlock()
+	for _, t := range wait {
+		select {
+		case <-t.opened:
+		case <-ctx.Done():
+			return offsets, ctx.Err()
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for topic, parts := range offsets {

@@ -62,7 +62,7 @@ var taskDirRe = regexp.MustCompile(`^.+-[0-9]+$`)
 // markClosed records in the task's directory that its store closed now,
 // with the stores' changelog offsets as it closed (nil when they are not
 // known: the directory is then not reported to the group).
-func (e *Engine) markClosed(t *task, changelog map[string]int64) {
+func (e *Engine) markClosed(t *replica, changelog map[string]int64) {
 	dir := e.taskDir(t.key)
 	if changelog != nil {
 		if err := writeClosedOffsets(dir, changelog); err != nil {
@@ -79,7 +79,7 @@ func (e *Engine) markClosed(t *task, changelog map[string]int64) {
 
 // markOpen removes the close time and the closed offsets of the task's
 // directory: the open store moves on from them.
-func (e *Engine) markOpen(t *task) {
+func (e *Engine) markOpen(t *replica) {
 	for _, name := range []string{closedFile, closedOffsetsFile} {
 		if err := os.Remove(filepath.Join(e.taskDir(t.key), name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.log.Warn("remove "+name, "err", err)
@@ -172,13 +172,13 @@ func recoverOffsets(dir string, stores []string, budget *state.Budget) error {
 
 // janitor deletes unused task directories until ctx ends. started is the
 // engine's start.
-func (e *Engine) janitor(ctx context.Context, started time.Time) {
+func (e *Engine) janitor(ctx context.Context, started time.Time) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-timer.C:
 		}
 		next := e.cleanState(time.Now(), started)
@@ -245,7 +245,7 @@ func (e *Engine) moveUnused(path, trash string) bool {
 	e.track.mu.Lock()
 	defer e.track.mu.Unlock()
 	for t := range e.track.live {
-		if e.taskDir(t.key) == path {
+		if e.taskDir(t.base().key) == path {
 			return false
 		}
 	}

@@ -106,25 +106,25 @@ type TaskRestore struct {
 // away, so that no task opens the directory meanwhile.
 type tracker struct {
 	mu     sync.Mutex
-	live   map[*task]struct{}         // from newTask until the task's goroutine ends
+	live   map[tracked]struct{}       // from newTask or newStandby until the goroutine ends
 	totals map[string]*RestoreMetrics // counters by pipeline
 }
 
 func (tr *tracker) init(pipelines []*pipeline) {
-	tr.live = map[*task]struct{}{}
+	tr.live = map[tracked]struct{}{}
 	tr.totals = map[string]*RestoreMetrics{}
 	for _, p := range pipelines {
 		tr.totals[p.cfg.Name] = &RestoreMetrics{}
 	}
 }
 
-func (tr *tracker) add(t *task) {
+func (tr *tracker) add(t tracked) {
 	tr.mu.Lock()
 	tr.live[t] = struct{}{}
 	tr.mu.Unlock()
 }
 
-func (tr *tracker) remove(t *task) {
+func (tr *tracker) remove(t tracked) {
 	tr.mu.Lock()
 	delete(tr.live, t)
 	tr.mu.Unlock()
@@ -150,7 +150,7 @@ func (tr *tracker) restoreEnded(pipeline string, took time.Duration) {
 func (e *Engine) Metrics() Metrics {
 	now := time.Now()
 	e.track.mu.Lock()
-	tasks := make([]*task, 0, len(e.track.live))
+	tasks := make([]tracked, 0, len(e.track.live))
 	for t := range e.track.live {
 		tasks = append(tasks, t)
 	}
@@ -168,24 +168,7 @@ func (e *Engine) Metrics() Metrics {
 	}
 
 	for _, t := range tasks {
-		info := TaskInfo{
-			Task:      t.name,
-			Pipeline:  t.key.pipeline,
-			Partition: t.key.partition,
-			State:     t.State(),
-			Role:      RoleActive,
-			Changelog: t.changelogOffsets(),
-			Restore:   t.rs.info(now),
-		}
-		if t.standby {
-			info.Role = RoleStandby
-			if t.warmup.Load() {
-				info.Role = RoleWarmup
-			}
-			info.Lag = t.lag.Load()
-		} else if info.State != Running {
-			info.Lag = max(info.Restore.Remaining, 0)
-		}
+		info := t.info(now)
 		m.Tasks = append(m.Tasks, info)
 		if info.State != Restoring {
 			continue

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -67,46 +68,40 @@ func isolatable(err error) bool {
 // dead-letter policies. It runs the batch's records again in halves,
 // recursively and in order, so that every record that does not fail on its
 // own is processed (its outputs appended to t.outs) and every record that
-// does is rejected. It returns nil when the batch is done, or the error of
-// a failure that is not the guest's, after undoing what it did.
-func (t *task) isolate(recs []*kgo.Record, err error) error {
+// does is rejected. Each half is one guest call, atomic like every batch
+// (host.Instance.Process takes the write buffer's savepoint), so a failure
+// that is not the guest's leaves exactly the records before it done: done
+// is their count, len(recs) when the batch is done.
+func (t *task) isolate(ctx context.Context, recs []*kgo.Record, err error) (done int, _ error) {
 	t.log.Warn("batch failed, looking for the failing records", "records", len(recs),
 		"topic", recs[0].Topic, "offset", recs[0].Offset, "err", err)
-	sp := t.db.Savepoint()
 	t.outs = t.outs[:0]
-	if err := t.bisect(recs, 0, len(recs), err); err != nil {
-		t.db.RollbackTo(sp)
-		t.db.Release(sp)
-		clear(t.outs)
-		t.outs = t.outs[:0]
-		return err
-	}
-	t.db.Release(sp)
-	return nil
+	return t.bisect(ctx, recs, 0, len(recs), err)
 }
 
 // bisect processes recs[lo:hi] (and t.recs[lo:hi], their ABI form), which
-// failed together with err.
-func (t *task) bisect(recs []*kgo.Record, lo, hi int, err error) error {
+// failed together with err. It returns hi, or the index of the first record
+// not done and the error that stopped it.
+func (t *task) bisect(ctx context.Context, recs []*kgo.Record, lo, hi int, err error) (int, error) {
 	if hi-lo == 1 {
 		t.reject(recs[lo], err)
-		return nil
+		return hi, nil
 	}
 	mid := lo + (hi-lo)/2
 	for _, half := range [][2]int{{lo, mid}, {mid, hi}} {
 		var herr error
-		t.outs, herr = t.inst.Process(t.ctx, t.recs[half[0]:half[1]], t.outs)
+		t.outs, herr = t.inst.Process(ctx, t.recs[half[0]:half[1]], t.outs)
 		switch {
 		case herr == nil:
 		case !isolatable(herr):
-			return herr
+			return half[0], herr
 		default:
-			if err := t.bisect(recs, half[0], half[1], herr); err != nil {
-				return err
+			if at, err := t.bisect(ctx, recs, half[0], half[1], herr); err != nil {
+				return at, err
 			}
 		}
 	}
-	return nil
+	return hi, nil
 }
 
 // reject skips r, or queues it for the dead-letter topic, after it failed
@@ -130,7 +125,7 @@ func (t *task) reject(r *kgo.Record, err error) {
 		abi.Header{Key: HeaderPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
 		abi.Header{Key: HeaderOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
 	)
-	dlq := t.e.cfg.DeadLetterTopic(t.pl.cfg.Name)
+	dlq := t.env.cfg.DeadLetterTopic(t.pl.cfg.Name)
 	t.outs = append(t.outs, host.Output{Topic: dlq, Key: r.Key, Value: r.Value, Headers: hs})
 	t.log.Warn("record dead-lettered", "topic", r.Topic, "offset", r.Offset, "dlq", dlq, "err", err)
 }

@@ -93,67 +93,69 @@ func (c *RestoreConfig) validate() []error {
 // restoreClientConfig is what every changelog client of the engine shares:
 // the brokers, the restore fetch sizes, and read_committed under
 // exactly-once. The standbys' Tailer takes it as it is.
-func (e *Engine) restoreClientConfig() restore.Config {
-	rc := e.cfg.Restore
+func restoreClientConfig(cfg *Config) restore.Config {
+	rc := cfg.Restore
 	return restore.Config{
-		Brokers:                e.cfg.Brokers,
+		Brokers:                cfg.Brokers,
 		FetchMaxBytes:          int32(rc.FetchMaxBytes),
 		FetchMaxPartitionBytes: int32(rc.FetchMaxPartitionBytes),
-		ReadCommitted:          e.eos,
+		ReadCommitted:          cfg.Guarantee == ExactlyOnce,
 	}
 }
 
-// restoreConfig is the restore.Config of the task's restore: the engine's
-// settings, a turn among MaxParallel, and a listener that keeps the task's
-// progress for Metrics before passing each event on.
-func (t *task) restoreConfig() restore.Config {
-	c := t.e.restoreClientConfig()
-	rc := t.e.cfg.Restore
+// restoreConfig is the restore.Config of r's restore or catch-up: the
+// engine's settings, a turn among MaxParallel, and a listener that keeps
+// r's progress for Metrics before passing each event on to the user's.
+func restoreConfig(env *taskEnv, r *replica, standby bool) restore.Config {
+	c := restoreClientConfig(env.cfg)
+	rc := env.cfg.Restore
 	c.SSTChunkBytes = rc.SSTChunkBytes
 	c.OnTruncated = rc.OnTruncated
 	c.ProgressInterval = rc.ProgressInterval
-	c.Task = t.name
-	c.Logger = t.log
-	c.Listener = t.restoreListener()
-	c.Acquire = t.acquireTurn
+	c.Task = r.name
+	c.Logger = r.log
+	c.Listener = restoreListener(env, r)
+	c.Acquire = func(ctx context.Context) (func(), error) { return acquireTurn(ctx, env.turns, r, standby) }
 	return c
 }
 
+func (t *task) restoreConfig() restore.Config { return restoreConfig(t.env, t.replica, false) }
+
 // acquireTurn waits for one of the engine's MaxParallel restore turns
 // (turns.go).
-func (t *task) acquireTurn(ctx context.Context) (release func(), err error) {
+func acquireTurn(ctx context.Context, turns *turnPool, r *replica, standby bool) (release func(), err error) {
 	waited := false
-	release, err = t.e.turns.acquire(ctx, t.standby, func() {
+	release, err = turns.acquire(ctx, standby, func() {
 		waited = true
-		t.rs.setWaiting(true)
-		t.log.Info("restore waiting for a turn", "task", t.name, "max_parallel", t.e.turns.size, "standby", t.standby)
+		r.rs.setWaiting(true)
+		r.log.Info("restore waiting for a turn", "task", r.name, "max_parallel", turns.size, "standby", standby)
 	})
 	if waited {
-		t.rs.setWaiting(false)
+		r.rs.setWaiting(false)
 	}
 	return release, err
 }
 
-func (t *task) restoreListener() restore.Listener {
-	user := t.e.listener.Restore
-	pipeline := t.pl.cfg.Name
+func restoreListener(env *taskEnv, r *replica) restore.Listener {
+	user := env.listener.Restore
+	pipeline := r.pl.cfg.Name
 	return restore.Listener{
 		Begin: func(b restore.BeginInfo) {
-			t.rs.begin(b.Remaining)
+			r.rs.begin(b.Remaining)
 			if user.Begin != nil {
 				user.Begin(b)
 			}
 		},
 		Batch: func(b restore.BatchInfo) {
-			t.rs.batch(b.Restored, b.Remaining)
-			t.e.track.restored(pipeline, int64(b.Records))
+			r.rs.batch(b.Restored, b.Remaining)
+			env.track.restored(pipeline, int64(b.Records))
 			if user.Batch != nil {
 				user.Batch(b)
 			}
 		},
 		End: func(i restore.EndInfo) {
-			t.rs.end(i.Restored)
-			t.e.track.restoreEnded(pipeline, i.Took)
+			r.rs.end(i.Restored)
+			env.track.restoreEnded(pipeline, i.Took)
 			if user.End != nil {
 				user.End(i)
 			}

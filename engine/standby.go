@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowstate/flowstate/restore"
@@ -27,24 +28,62 @@ import (
 // a RocksDB directory has one owner. reconcileStandbys starts a standby only
 // for a task not active here, and assigned stops a task's standby before
 // the active task opens the directory. Both run under e.mu, which orders
-// them with the rebalance callbacks; sb.mu is taken after e.mu.
+// them with the rebalance callbacks; sb.mu is taken after e.mu. Neither
+// waits for a store to close: the next owner of a directory waits for the
+// last one's goroutine to end (standbySet.closing, task.prev).
 
 // standbyRetry is the wait before a standby whose tail failed (a fetch
 // error, records deleted under it) starts over.
 const standbyRetry = time.Second
 
-// standbySet is the standby tasks of the process.
+// standby is a standby task: a replica whose goroutine tails the task's
+// changelogs into its store and never processes input.
+type standby struct {
+	*replica
+	// warmup marks a warm-up: a copy filling up where the task is to move
+	// (warmup.go). Only Metrics reads it.
+	warmup atomic.Bool
+	// lag is the changelog offsets the store is behind, as of its last
+	// fetch; for Metrics.
+	lag atomic.Int64
+	// prev is the closing standby or task of the same key, if any: the
+	// directory is opened once it has closed.
+	prev <-chan struct{}
+}
+
+func newStandby(env *taskEnv, pl *pipeline, partition int32, prev <-chan struct{}) *standby {
+	// Its catch-up's "restore done" is no task's restore.
+	log := env.cfg.Logger.With("pipeline", pl.cfg.Name, "partition", partition, "role", RoleStandby)
+	s := &standby{replica: newReplica(env, pl, partition, log), prev: prev}
+	env.track.add(s)
+	return s
+}
+
+func (s *standby) setState(st TaskState) {
+	if TaskState(s.state.Swap(int32(st))) != st {
+		// The listener follows the tasks that process; a standby's state
+		// is in Metrics.
+		s.log.Info("standby "+st.String(), "task", s.name, "warmup", s.warmup.Load())
+	}
+}
+
+// standbySet is the standby tasks of the process. Its lock is taken after
+// the engine's mu.
 type standbySet struct {
 	mu      sync.Mutex
-	want    map[taskKey]bool  // as of the last assignment: task -> a warm-up
-	running map[taskKey]*task // started and not yet stopped
-	closed  bool              // the engine is stopping: start no more
-	kick    chan struct{}     // a new assignment arrived
+	want    map[taskKey]bool     // as of the last assignment: task -> a warm-up
+	running map[taskKey]*standby // started and not yet stopped
+	// closing is the standbys told to stop whose goroutine may still
+	// hold the directory; whoever opens it next waits for done.
+	closing map[taskKey]<-chan struct{}
+	closed  bool          // the engine is stopping: start no more
+	kick    chan struct{} // a new assignment arrived
 }
 
 func (s *standbySet) init() {
 	s.want = map[taskKey]bool{}
-	s.running = map[taskKey]*task{}
+	s.running = map[taskKey]*standby{}
+	s.closing = map[taskKey]<-chan struct{}{}
 	s.kick = make(chan struct{}, 1)
 }
 
@@ -67,11 +106,11 @@ func (e *Engine) setStandbys(ks []standbyTask) {
 // ctx ends. The rebalance callbacks reconcile too (a task revoked here may
 // become a standby only once it has stopped), but they do not run when an
 // assignment changes nothing but standbys.
-func (e *Engine) standbyLoop(ctx context.Context) {
+func (e *Engine) standbyLoop(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-e.sb.kick:
 			e.mu.Lock()
 			e.reconcileStandbysLocked()
@@ -81,22 +120,20 @@ func (e *Engine) standbyLoop(ctx context.Context) {
 }
 
 // reconcileStandbysLocked stops the standbys no longer assigned, or whose
-// task is active here, and starts the assigned ones not running. e.mu is
-// held.
+// task is active here, and starts the assigned ones not running. It waits
+// for nothing: a stopping standby closes its store on its own goroutine,
+// and the next owner of the directory waits for that. e.mu is held.
 func (e *Engine) reconcileStandbysLocked() {
 	e.sb.mu.Lock()
 	defer e.sb.mu.Unlock()
-	var stop []*task
-	for k, t := range e.sb.running {
+	for k, s := range e.sb.running {
 		warmup, ok := e.sb.want[k]
 		if !ok || e.tasks[k] != nil {
-			stop = append(stop, t)
-			delete(e.sb.running, k)
+			e.stopStandbyLocked(k, s)
 			continue
 		}
-		t.warmup.Store(warmup) // a standby may become a warm-up, or back
+		s.warmup.Store(warmup) // a standby may become a warm-up, or back
 	}
-	stopStandbys(stop)
 	if e.sb.closed {
 		return
 	}
@@ -108,51 +145,70 @@ func (e *Engine) reconcileStandbysLocked() {
 		if pl == nil || len(pl.cfg.Stores) == 0 {
 			continue // a pipeline this process does not run, or nothing to copy
 		}
-		t := e.openTask(pl, k.partition, true)
-		t.warmup.Store(warmup)
-		e.sb.running[k] = t
+		s := newStandby(e.env, pl, k.partition, e.closingLocked(k))
+		s.warmup.Store(warmup)
+		e.sb.running[k] = s
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
-			e.runStandby(t)
+			s.run(ctx)
 		}()
 	}
 }
 
-// takeStandby stops the standby of k, if one runs, so that the active task
-// can open its directory. e.mu is held.
-func (e *Engine) takeStandby(k taskKey) {
-	e.sb.mu.Lock()
-	t := e.sb.running[k]
+// stopStandbyLocked tells s, the standby of k, to stop. e.sb.mu is held.
+func (e *Engine) stopStandbyLocked(k taskKey, s *standby) {
+	s.stopping.Store(true)
+	s.cancel()
 	delete(e.sb.running, k)
-	e.sb.mu.Unlock()
-	if t != nil {
-		t.log.Info("standby stopping: the task becomes active here", "task", t.name)
-		stopStandbys([]*task{t})
-	}
+	e.sb.closing[k] = s.done
 }
 
-// closeStandbys stops every standby for good; Run calls it as it stops.
-func (e *Engine) closeStandbys() {
+// closingLocked returns the done channel of k's standby that is still
+// closing, or nil, and forgets it. e.sb.mu is held.
+func (e *Engine) closingLocked(k taskKey) <-chan struct{} {
+	done := e.sb.closing[k]
+	delete(e.sb.closing, k)
+	if done != nil {
+		select {
+		case <-done:
+			return nil
+		default:
+		}
+	}
+	return done
+}
+
+// takeStandby stops the standby of k, if one runs, so that the active task
+// can open its directory, and returns what the task waits for before it
+// does: the standby's done channel, or nil. It does not wait. e.mu is held.
+func (e *Engine) takeStandby(k taskKey) <-chan struct{} {
 	e.sb.mu.Lock()
 	defer e.sb.mu.Unlock()
-	e.sb.closed = true
-	var stop []*task
-	for k, t := range e.sb.running {
-		stop = append(stop, t)
-		delete(e.sb.running, k)
+	if s := e.sb.running[k]; s != nil {
+		s.log.Info("standby stopping: the task becomes active here", "task", s.name)
+		e.stopStandbyLocked(k, s)
 	}
-	stopStandbys(stop)
+	return e.closingLocked(k)
 }
 
-// stopStandbys cancels ts together, then waits for each to close its store.
-func stopStandbys(ts []*task) {
-	for _, t := range ts {
-		t.stopping.Store(true)
-		t.cancel()
+// closeStandbys stops every standby for good and waits for them; Run
+// calls it as it stops.
+func (e *Engine) closeStandbys() {
+	e.sb.mu.Lock()
+	e.sb.closed = true
+	var wait []<-chan struct{}
+	for k, s := range e.sb.running {
+		e.stopStandbyLocked(k, s)
 	}
-	for _, t := range ts {
-		<-t.done
+	for _, done := range e.sb.closing {
+		wait = append(wait, done)
+	}
+	e.sb.mu.Unlock()
+	for _, done := range wait {
+		<-done
 	}
 }
 
@@ -165,50 +221,69 @@ func (e *Engine) pipelineNamed(name string) *pipeline {
 	return nil
 }
 
-// runStandby is a standby task's goroutine: tail the changelogs into the
-// store until the task is stopped, then close the store.
-func (e *Engine) runStandby(t *task) {
-	defer close(t.done)
-	defer e.track.remove(t) // after release has recorded the close time
-	defer t.cancel()
-	if t.openErr != nil {
-		// Another standby is worth nothing more than this one: the
-		// engine goes on, and the next assignment tries again.
-		t.log.Warn("standby: open store", "task", t.name, "err", t.openErr)
-		t.setState(Failed)
+// run is the standby's goroutine: tail the changelogs into the store until
+// the standby is stopped, then close the store.
+func (s *standby) run(ctx context.Context) {
+	defer close(s.done)
+	defer s.env.track.remove(s) // after closeStore has recorded the close time
+	defer s.cancel()
+	if err := waitClosed(ctx, s.prev); err != nil {
+		s.setState(Closed)
 		return
 	}
-	t.setState(Running)
-	logs := make([]restore.Changelog, len(t.pl.changelogs))
-	for i, topic := range t.pl.changelogs {
-		logs[i] = restore.Changelog{Store: i, Topic: topic, Partition: t.key.partition}
+	if _, err := s.open(); err != nil {
+		// Another standby is worth nothing more than this one: the
+		// engine goes on, and the next assignment tries again.
+		s.log.Warn("standby: open store", "task", s.name, "err", err)
+		s.setState(Failed)
+		return
 	}
-	rc := t.restoreConfig()
+	s.setState(Running)
+	rc := restoreConfig(s.env, s.replica, true)
 	// A standby's catch-up is not a task's restore: it keeps its progress
 	// for Metrics but stays out of the restore counters and the user's
 	// listener, which describe the restores of active tasks.
 	rc.Listener = restore.Listener{
-		Begin: func(b restore.BeginInfo) { t.rs.begin(b.Remaining); t.lag.Store(b.Remaining) },
-		Batch: func(b restore.BatchInfo) { t.rs.batch(b.Restored, b.Remaining); t.lag.Store(b.Remaining) },
-		End:   func(i restore.EndInfo) { t.rs.end(i.Restored) },
+		Begin: func(b restore.BeginInfo) { s.rs.begin(b.Remaining); s.lag.Store(b.Remaining) },
+		Batch: func(b restore.BatchInfo) { s.rs.batch(b.Restored, b.Remaining); s.lag.Store(b.Remaining) },
+		End:   func(i restore.EndInfo) { s.rs.end(i.Restored) },
 	}
 	applied := func(i restore.TailInfo) {
-		t.setChangelogOffsets(i.Next)
-		t.lag.Store(i.Lag)
+		s.setChangelogOffsets(i.Next)
+		s.lag.Store(i.Lag)
 	}
+	logs := s.changelogLogs()
 	for {
-		err := e.tailer.Tail(t.ctx, rc, t.db, logs, applied)
-		if err == nil || t.ctx.Err() != nil {
+		err := s.env.tailer.Tail(ctx, rc, s.db, logs, applied)
+		if err == nil || ctx.Err() != nil {
 			break
 		}
-		t.log.Warn("standby: tail failed; starting over", "task", t.name, "err", err, "retry_in", standbyRetry)
+		s.log.Warn("standby: tail failed; starting over", "task", s.name, "err", err, "retry_in", standbyRetry)
 		timer := time.NewTimer(standbyRetry)
 		select {
-		case <-t.ctx.Done():
+		case <-ctx.Done():
 		case <-timer.C:
 		}
 		timer.Stop()
 	}
-	t.release()
-	t.setState(Closed)
+	s.closeStore()
+	s.setState(Closed)
+}
+
+// info describes the standby for Metrics.
+func (s *standby) info(now time.Time) TaskInfo {
+	info := TaskInfo{
+		Task:      s.name,
+		Pipeline:  s.key.pipeline,
+		Partition: s.key.partition,
+		State:     s.State(),
+		Role:      RoleStandby,
+		Changelog: s.changelogOffsets(),
+		Restore:   s.rs.info(now),
+		Lag:       s.lag.Load(),
+	}
+	if s.warmup.Load() {
+		info.Role = RoleWarmup
+	}
+	return info
 }

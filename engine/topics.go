@@ -8,6 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flowstate/flowstate/state/changelog"
 )
 
 // ErrTopicMissing is returned when an input or output topic does not exist
@@ -104,12 +106,11 @@ func (e *Engine) ensureTopics(ctx context.Context, cl *kgo.Client) error {
 		if inputParts == 0 {
 			continue
 		}
-		compact := "compact"
 		for _, t := range p.changelogs {
 			n, ok := partitions(t)
 			switch {
 			case !ok:
-				if err := create(t, inputParts, map[string]*string{"cleanup.policy": &compact}); err != nil {
+				if err := create(t, inputParts, changelog.TopicConfigs()); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", at, err))
 				}
 			case n < inputParts:

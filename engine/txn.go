@@ -9,31 +9,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/flowstate/flowstate/state"
 )
 
 // Exactly-once: every commit interval the engine runs one Kafka transaction
-// for all its tasks, in two phases.
-//
-//  1. prepare: each task processes what it was handed, produces its
-//     collapsed write buffer to its changelogs (inside the open transaction,
-//     like every output it emitted) and waits for the records to be
-//     acknowledged.
-//  2. End: the transaction commits the changelog records, the outputs and
-//     the input offsets of the consumer group together, or aborts.
-//  3. finish: after a commit each task writes its buffer, its changelog
-//     offsets and its input offsets in one RocksDB batch; after an abort it
-//     drops the buffer and rewinds to its last commit.
-//
-// A crash between 2 and 3 leaves a store one transaction behind its
-// changelog; the restart replays that transaction's records, read
-// committed, and nothing else. An aborted transaction never reaches
-// RocksDB, so a store is never wiped.
+// around the commit path of commit.go, for all its tasks at once: step 1
+// (prepare) on every task, the transaction's end, then step 3 (store) on
+// every task after a commit, or a discard after an abort. A crash between
+// the end and step 3 leaves a store one transaction behind its changelog;
+// the restart replays that transaction's records, read committed, and
+// nothing else. An aborted transaction never reaches RocksDB, so a store is
+// never wiped.
 
 // ErrFenced is returned by Run when another process took over this one's
 // identity: its instance_id in the group, or its transactional id.
@@ -56,51 +45,24 @@ type txnReq struct {
 }
 
 // transact runs one phase of an exactly-once commit on the task goroutine.
-func (t *task) transact(req txnReq) error {
+func (t *task) transact(ctx context.Context, req txnReq) error {
 	var err error
 	switch req.phase {
 	case txnPrepare:
-		err = t.prepare()
+		// What was handed over before the commit belongs to this
+		// transaction.
+		if err = t.drain(ctx); err == nil {
+			t.prepared, err = t.prepare(ctx)
+		}
 	case txnCommitted:
-		err = t.finish()
+		err = t.store(t.prepared)
+		t.prepared = prepared{}
 	case txnAborted:
-		t.db.Discard()
-		t.since = CommitInfo{}
-		t.processed = t.durableOffsets()
-		t.prepared = state.Offsets{}
+		t.discard()
+		t.prepared = prepared{}
 	}
 	req.reply <- err
 	return err
-}
-
-// prepare processes the records already handed over, then produces the
-// changelog records of the write buffer and waits for every record the
-// task produced in this transaction.
-func (t *task) prepare() error {
-	for {
-		select {
-		case recs := <-t.in:
-			if err := t.process(recs); err != nil {
-				return err
-			}
-			continue
-		default:
-		}
-		break
-	}
-	changes := t.db.Pending()
-	recs := t.produceChangelog(changes)
-	if err := t.awaitProduced(); err != nil {
-		return err
-	}
-	t.prepared = t.offsetsAfter(changes, recs)
-	t.preparedChanges = len(changes)
-	return nil
-}
-
-// finish writes the committed transaction's share of this task to RocksDB.
-func (t *task) finish() error {
-	return t.commitLocal(t.prepared, t.preparedChanges, time.Now())
 }
 
 // commitSoon asks the poll loop for an early exactly-once commit, when a
@@ -158,7 +120,7 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
 func preparedChanges(ts []*task) int {
 	n := 0
 	for _, t := range ts {
-		n += t.preparedChanges
+		n += t.prepared.changes
 	}
 	return n
 }

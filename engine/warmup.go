@@ -18,13 +18,13 @@ import (
 
 // probe asks for a rebalance every ProbingRebalanceInterval while the last
 // assignment this process made as leader had warm-ups, until ctx ends.
-func (e *Engine) probe(ctx context.Context) {
+func (e *Engine) probe(ctx context.Context) error {
 	tick := time.NewTicker(e.cfg.ProbingRebalanceInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 		}
 		if n := e.warmups.Load(); n > 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowstate/flowstate/state"
+	"github.com/flowstate/flowstate/state/changelog"
 )
 
 // Changelog names the changelog partition of one store.
@@ -195,10 +196,9 @@ func appendChanges(dst []state.Change, records []*kgo.Record, store int, next, e
 			break
 		}
 		next = r.Offset + 1
-		if r.Attrs.IsControl() {
-			continue
+		if c, ok := changelog.Change(store, r); ok {
+			dst = append(dst, c)
 		}
-		dst = append(dst, state.Change{Store: store, Key: r.Key, Value: r.Value, Delete: r.Value == nil})
 	}
 	return dst, next
 }
@@ -509,7 +509,8 @@ func collect(p *plan, records []*kgo.Record, chunkBytes int, ingest func(p *plan
 			break
 		}
 		p.next = r.Offset + 1
-		if r.Attrs.IsControl() {
+		c, ok := changelog.Change(p.log.Store, r)
+		if !ok {
 			continue
 		}
 		if p.chunk == nil {
@@ -519,7 +520,7 @@ func collect(p *plan, records []*kgo.Record, chunkBytes int, ingest func(p *plan
 			size := max(len(r.Key)+len(r.Value), 16)
 			p.chunk = make([]state.Change, 0, min(int64(chunkBytes/size+1), p.end-p.next+1))
 		}
-		p.chunk = append(p.chunk, state.Change{Store: p.log.Store, Key: r.Key, Value: r.Value, Delete: r.Value == nil})
+		p.chunk = append(p.chunk, c)
 		p.chunkBytes += len(r.Key) + len(r.Value)
 		if p.chunkBytes >= chunkBytes {
 			if err := ingest(p, p.next); err != nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,6 +42,10 @@ type TailInfo struct {
 type Tailer struct {
 	readCommitted bool
 	cl            *kgo.Client
+	closeOnce     sync.Once
+	// ran is closed when Run returns; started is set when Run begins.
+	ran     chan struct{}
+	started atomic.Bool
 
 	mu   sync.Mutex
 	subs map[tailPartition]*tailSub
@@ -89,20 +94,28 @@ func NewTailer(cfg Config) (*Tailer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tailer: %w", err)
 	}
-	return &Tailer{readCommitted: cfg.ReadCommitted, cl: cl, subs: map[tailPartition]*tailSub{}}, nil
+	return &Tailer{readCommitted: cfg.ReadCommitted, cl: cl, subs: map[tailPartition]*tailSub{}, ran: make(chan struct{})}, nil
 }
 
-// Close closes the client; Run returns.
-func (t *Tailer) Close() { t.cl.Close() }
+// Close closes the client and, if Run was started, waits for it to
+// return. It is idempotent.
+func (t *Tailer) Close() {
+	t.closeOnce.Do(t.cl.Close)
+	if t.started.Load() {
+		<-t.ran
+	}
+}
 
 // Run fetches the registered partitions and applies their batches until
-// ctx ends or the Tailer is closed.
-func (t *Tailer) Run(ctx context.Context) {
+// ctx ends or the Tailer is closed; it returns nil then. Call it once.
+func (t *Tailer) Run(ctx context.Context) error {
+	t.started.Store(true)
+	defer close(t.ran)
 	var touched []*tailSub
 	for {
 		fetches := t.cl.PollFetches(ctx)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
-			return
+			return nil
 		}
 		fetches.EachError(func(topic string, part int32, err error) {
 			if s := t.sub(topic, part); s != nil {
