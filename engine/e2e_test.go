@@ -183,6 +183,7 @@ type app struct {
 	running  map[string]bool  // task -> in state RUNNING
 	failed   chan error       // Run's error, when it returns before stop
 	setup    func(*engine.Engine)
+	listen   func(engine.CommitInfo) // receives every commit, when set
 }
 
 func newWordcount(t testing.TB, c *cluster, stateDir string) *app {
@@ -234,6 +235,7 @@ func (a *app) start(t testing.TB) (stop func() error) {
 			a.running[task] = s == engine.Running
 			a.mu.Unlock()
 		},
+		Committed: a.listen,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)

@@ -12,7 +12,7 @@ import (
 // module, a long commit) would otherwise hold up the records of every other
 // task of the process. Once an inbox holds inboxHigh records, the poll
 // loop pauses the task's input partitions; the task resumes them when it
-// has taken the inbox's records. What is fetched while the pause takes
+// has taken the inbox below half of that. What is fetched while the pause takes
 // effect still goes to the inbox, so it exceeds inboxHigh by at most one
 // poll. Kafka Streams: buffered.records.per.partition.
 const inboxHigh = 50_000
@@ -46,24 +46,27 @@ func (b *inbox) push(recs []*kgo.Record) (pause bool) {
 	return pause
 }
 
-// take returns every queued record, in order, and reports whether the
-// task's partitions should be resumed now.
+// take returns the oldest queued fetch's records, or none, and reports
+// whether the task's partitions should be resumed now. One fetch at a
+// time keeps a task responsive to a stop between them.
 func (b *inbox) take() (recs []*kgo.Record, resume bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch len(b.q) {
-	case 0:
-	case 1:
+	if len(b.q) > 0 {
 		recs = b.q[0]
-	default:
-		recs = make([]*kgo.Record, 0, b.n)
-		for _, q := range b.q {
-			recs = append(recs, q...)
-		}
+		b.q[0] = nil
+		b.q = b.q[1:]
+		b.n -= len(recs)
 	}
-	clear(b.q)
-	b.q, b.n = b.q[:0], 0
-	if b.paused {
+	if len(b.q) > 0 {
+		select {
+		case b.ready <- struct{}{}:
+		default:
+		}
+	} else {
+		b.q = nil // let the array go
+	}
+	if b.paused && b.n < inboxHigh/2 {
 		b.paused, resume = false, true
 	}
 	return recs, resume

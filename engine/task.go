@@ -188,11 +188,12 @@ func (t *task) run(ctx context.Context) error {
 				return t.fail(ctx, err)
 			}
 		case req := <-t.ctl:
+			// A stop commits what the task processed and leaves the rest
+			// of its inbox to the partition's next owner, which starts
+			// from the committed offsets: a slow task stops at once.
 			var err error
 			if req.commit {
-				if err = t.drain(ctx); err == nil {
-					err = t.commit(ctx)
-				}
+				err = t.commit(ctx)
 			} else {
 				t.db.Discard()
 			}
@@ -315,6 +316,9 @@ func (t *task) process(ctx context.Context, recs []*kgo.Record) error {
 		break
 	}
 	for len(recs) > 0 {
+		if t.stopping.Load() {
+			return nil // the rest is the next owner's: a stop does not wait for it
+		}
 		n := min(len(recs), t.pl.cfg.MaxBatchRecords)
 		if err := t.processBatch(ctx, recs[:n]); err != nil {
 			return err
