@@ -177,3 +177,68 @@ func TestCleanNoDirectory(t *testing.T) {
 		t.Errorf("pass over a file: %+v, want one error", c)
 	}
 }
+
+// TestCleanHammer runs cleanup passes without pause while tasks open and
+// close their directories under the same lock, as the engine's tracker
+// does: a directory is never deleted while its task is open.
+func TestCleanHammer(t *testing.T) {
+	d := New(t.TempDir(), "app")
+	var lock sync.Mutex
+	live := map[string]int{}
+	inUse := func(name string) bool { return live[name] > 0 }
+	past := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	stop := make(chan struct{})
+	cleaned := make(chan []error)
+	go func() {
+		var errs []error
+		for {
+			select {
+			case <-stop:
+				cleaned <- errs
+				return
+			default:
+			}
+			errs = append(errs, d.Clean(time.Now(), past, 0, &lock, inUse).Errs...)
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for p := range int32(4) {
+		wg.Go(func() {
+			td := d.Task("p", p)
+			name := filepath.Base(td.Path)
+			for i := range 300 {
+				lock.Lock()
+				live[name]++
+				lock.Unlock()
+				// Open: the store creates its directory, then works in it.
+				if err := os.MkdirAll(td.Path, 0o755); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := td.MarkOpen(); err != nil {
+					t.Error(err)
+				}
+				data := filepath.Join(td.Path, "data")
+				if err := os.WriteFile(data, []byte{byte(i)}, 0o644); err != nil {
+					t.Errorf("write in an open task's directory: %v", err)
+				}
+				if err := td.MarkClosed(past, map[string]int64{"s": int64(i)}); err != nil {
+					t.Errorf("close an open task's directory: %v", err)
+				}
+				if b, err := os.ReadFile(data); err != nil || len(b) != 1 || b[0] != byte(i) {
+					t.Errorf("an open task's directory lost its data: %v", err)
+				}
+				lock.Lock()
+				live[name]--
+				lock.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if errs := <-cleaned; len(errs) != 0 {
+		t.Errorf("cleanup errors: %v", errs)
+	}
+}
