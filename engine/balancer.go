@@ -7,11 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -218,36 +215,19 @@ func (e *Engine) storeStates() []storeState {
 		open[t.key] = true
 		states = append(states, storeState{task: t.key, open: true, changelog: t.changelogOffsets()})
 	}
-	dir := filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return states
-	}
-	for _, ent := range entries {
-		key, ok := parseTaskDir(ent.Name())
-		if !ok || !ent.IsDir() || open[key] {
+	tasks, _ := e.layout().ScanTasks()
+	for _, td := range tasks {
+		key := taskKey{td.Pipeline, td.Partition}
+		if open[key] {
 			continue
 		}
-		off, ok := readClosedOffsets(filepath.Join(dir, ent.Name()))
+		off, ok := td.ClosedOffsets()
 		if !ok {
 			continue
 		}
 		states = append(states, storeState{task: key, changelog: off})
 	}
 	return states
-}
-
-// parseTaskDir is the inverse of taskDir's last element: <pipeline>-<partition>.
-func parseTaskDir(name string) (taskKey, bool) {
-	if !taskDirRe.MatchString(name) || strings.HasPrefix(name, deletingPrefix) {
-		return taskKey{}, false
-	}
-	i := strings.LastIndexByte(name, '-')
-	p, err := strconv.ParseInt(name[i+1:], 10, 32)
-	if err != nil {
-		return taskKey{}, false
-	}
-	return taskKey{name[:i], int32(p)}, true
 }
 
 // groupBalancer is flowstate's kgo.GroupBalancer.

@@ -498,7 +498,7 @@ func TestStoreStates(t *testing.T) {
 	}
 	closed, crashed := taskKey{"my-pipe", 0}, taskKey{"my-pipe", 12}
 	commit(closed, map[string]int64{"s1": 5})
-	if err := writeClosedOffsets(e.taskDir(closed), map[string]int64{"s1": 5, "s2": 0}); err != nil {
+	if err := e.layout().Task(closed.pipeline, closed.partition).WriteClosedOffsets(map[string]int64{"s1": 5, "s2": 0}); err != nil {
 		t.Fatal(err)
 	}
 	commit(crashed, map[string]int64{"s1": 7, "s2": 9})

@@ -4,9 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
-	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -196,7 +194,7 @@ func (e *Engine) stopTasks(ctx context.Context, ts []*task, commit bool) error {
 
 // taskDir is where a task's RocksDB lives.
 func (e *Engine) taskDir(k taskKey) string {
-	return filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID, k.pipeline+"-"+strconv.Itoa(int(k.partition)))
+	return e.layout().Task(k.pipeline, k.partition).Path
 }
 
 // abortRestores cancels the restores of ts at once, so that they end

@@ -48,8 +48,8 @@ func (s TaskState) String() string {
 // taskEnv is what the engine gives its tasks and standbys. Run sets it up
 // before the first task starts; it is read-only after that.
 type taskEnv struct {
-	cfg      *Config
-	eos      bool
+	cfg *Config
+	eos bool
 	// client produces outputs and changelogs and consumes inputs. Run
 	// sets it once the client exists, before the poll loop hands a task
 	// its first records.

@@ -1,16 +1,14 @@
 package engine
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/flowstate/flowstate/engine/internal/layout"
 )
 
 // Static membership (KIP-345). A process with an instance id that stops
@@ -24,37 +22,22 @@ import (
 // Ours change with every commit (the store offsets in the user data) and
 // a fresh client owns no partitions, so on a clean stop the engine writes
 // the subscription of its last join to the state directory
-// (staticJoinFile), and the first join after the restart repeats it when
-// the topics and the rack are unchanged. The repeated offsets are older
-// than the stores', so a leader reading them can only think the member
-// further behind than it is. Should the rejoin meet a rebalance anyway
+// (layout.SavedSubscription), and the first join after the restart
+// repeats it when the topics and the rack are unchanged. The repeated
+// offsets are older than the stores', so a leader reading them can only
+// think the member further behind than it is. Should the rejoin meet a rebalance anyway
 // (the group was rebalancing, or the member had left), its stale claims of
 // owned partitions could hold partitions back, so the member at once joins
 // again with its current subscription.
-
-// staticJoinFile, in <state_dir>/<application_id>, is the subscription a
-// static member's next start repeats. Start reads and removes it, so a
-// crash after a start never repeats an old one.
-const staticJoinFile = "static-join.json"
-
-// staticJoin is the file's content.
-type staticJoin struct {
-	InstanceID string `json:"instance_id"`
-	// Generation is the group generation the process was in as it
-	// stopped.
-	Generation int32 `json:"generation"`
-	// Protocols is the metadata of the last join, by protocol name.
-	Protocols map[string][]byte `json:"protocols"`
-}
 
 // joinMemory remembers the subscription of every join, and repeats a saved
 // one on the first join after a clean restart.
 type joinMemory struct {
 	e      *Engine
 	mu     sync.Mutex
-	last   map[string][]byte // protocol -> metadata of the last join
-	replay *staticJoin       // until the first assignment after a restart
-	used   bool              // the replay went into a join
+	last   map[string][]byte         // protocol -> metadata of the last join
+	replay *layout.SavedSubscription // until the first assignment after a restart
+	used   bool                      // the replay went into a join
 }
 
 // remember wraps b so that its subscriptions pass through m.
@@ -133,31 +116,19 @@ func (m *joinMemory) synced() {
 	go m.e.cl.ForceRebalance() // not from the group's goroutine, which runs this
 }
 
-func (e *Engine) staticJoinPath() string {
-	return filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID, staticJoinFile)
-}
-
 // takeStaticJoin reads and removes the saved subscription, if this
 // process is a static member that stopped cleanly.
 func (e *Engine) takeStaticJoin() {
-	path := e.staticJoinPath()
-	b, err := os.ReadFile(path)
+	j, err := e.layout().TakeSubscription()
 	if err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			e.log.Warn("static membership: saved subscription unreadable; joining with a fresh one", "err", err)
-		}
+		e.log.Warn("static membership: saved subscription unusable; joining with a fresh one", "err", err)
 		return
 	}
-	if err := os.Remove(path); err != nil {
-		e.log.Warn("static membership: remove saved subscription; joining with a fresh one", "err", err)
-		return
-	}
-	var j staticJoin
-	if err := json.Unmarshal(b, &j); err != nil || e.cfg.InstanceID == "" || j.InstanceID != e.cfg.InstanceID {
+	if j == nil || e.cfg.InstanceID == "" || j.InstanceID != e.cfg.InstanceID {
 		return // another identity's, or none now: a fresh join
 	}
 	e.joins.mu.Lock()
-	e.joins.replay = &j
+	e.joins.replay = j
 	e.joins.mu.Unlock()
 }
 
@@ -168,21 +139,12 @@ func (e *Engine) saveStaticJoin(gen int32) error {
 		return nil
 	}
 	e.joins.mu.Lock()
-	j := staticJoin{InstanceID: e.cfg.InstanceID, Generation: gen, Protocols: e.joins.last}
+	j := layout.SavedSubscription{InstanceID: e.cfg.InstanceID, Generation: gen, Protocols: e.joins.last}
 	e.joins.mu.Unlock()
 	if len(j.Protocols) == 0 {
 		return nil
 	}
-	b, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	path := e.staticJoinPath()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("static membership: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := e.layout().SaveSubscription(j); err != nil {
 		return fmt.Errorf("static membership: %w", err)
 	}
 	return nil

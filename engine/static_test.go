@@ -3,6 +3,7 @@ package engine
 import (
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -38,6 +39,7 @@ func TestStaticJoin(t *testing.T) {
 		return e
 	}
 	dir := t.TempDir()
+	saved := filepath.Join(dir, "app", "static-join.json")
 	old := subscription([]string{"in"}, "r1", 0, 1)
 	e := newEngine(dir, "a")
 	e.joins.metadata("flowstate-v1", old)
@@ -47,7 +49,7 @@ func TestStaticJoin(t *testing.T) {
 
 	e = newEngine(dir, "a")
 	e.takeStaticJoin()
-	if _, err := os.Stat(e.staticJoinPath()); !os.IsNotExist(err) {
+	if _, err := os.Stat(saved); !os.IsNotExist(err) {
 		t.Errorf("the saved subscription is still there after the start read it: %v", err)
 	}
 	fresh := subscription([]string{"in"}, "r1")
@@ -84,7 +86,7 @@ func TestStaticJoin(t *testing.T) {
 	if e.joins.replay != nil {
 		t.Error("instance b took instance a's saved subscription")
 	}
-	if _, err := os.Stat(e.staticJoinPath()); !os.IsNotExist(err) {
+	if _, err := os.Stat(saved); !os.IsNotExist(err) {
 		t.Errorf("another instance's saved subscription was left: %v", err)
 	}
 
@@ -94,7 +96,7 @@ func TestStaticJoin(t *testing.T) {
 	if err := e.saveStaticJoin(7); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(e.staticJoinPath()); !os.IsNotExist(err) {
+	if _, err := os.Stat(saved); !os.IsNotExist(err) {
 		t.Errorf("a dynamic member saved its subscription: %v", err)
 	}
 }

@@ -2,17 +2,11 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-
 )
 
 // Exactly-once: every commit interval the engine runs one Kafka transaction
@@ -167,22 +161,9 @@ func (e *Engine) transactionalID() (string, error) {
 	if e.cfg.InstanceID != "" {
 		return e.cfg.ApplicationID + "-" + e.cfg.InstanceID, nil
 	}
-	dir := filepath.Join(e.cfg.StateDir, e.cfg.ApplicationID)
-	path := filepath.Join(dir, "process-id")
-	if b, err := os.ReadFile(path); err == nil {
-		return e.cfg.ApplicationID + "-" + strings.TrimSpace(string(b)), nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("process id: %w", err)
-	}
-	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
+	id, err := e.layout().ProcessID()
+	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("process id: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(id[:])+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("process id: %w", err)
-	}
-	return e.cfg.ApplicationID + "-" + hex.EncodeToString(id[:]), nil
+	return e.cfg.ApplicationID + "-" + id, nil
 }
