@@ -221,8 +221,8 @@ dev: {partitions: 8, port: 19092}
 			name: "bad store tuning",
 			yaml: base + "rocksdb: {compaction: tiered, stores: {counts: {compression: gzip}, nope: {compaction: level}}}\n",
 			errs: []string{
-				`rocksdb: state: invalid config: compaction "tiered" is not one of [level universal]`,
-				`rocksdb: state: invalid config: stores.counts.compression "gzip" is not one of [lz4 none snappy zstd]`,
+				`rocksdb.compaction: "tiered" is not one of [level universal]`,
+				`rocksdb.stores.counts.compression: "gzip" is not one of [lz4 none snappy zstd]`,
 				`rocksdb.stores.nope: no pipeline declares store "nope"`,
 			},
 		},
