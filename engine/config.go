@@ -78,14 +78,15 @@ type Config struct {
 	// MaxWarmupReplicas bounds the tasks kept on a caught-up process while
 	// a warm-up copy fills on the process they should move to (a member
 	// that joined, say), instead of moving them at once and restoring
-	// while they do not run. Negative turns warm-ups off. Default 2.
-	// Kafka Streams: max.warmup.replicas (KIP-441).
-	MaxWarmupReplicas int `koanf:"max_warmup_replicas"`
+	// while they do not run. 0 (or negative) turns warm-ups off. Nil takes
+	// the default, 2. Kafka Streams: max.warmup.replicas (KIP-441).
+	MaxWarmupReplicas *int `koanf:"max_warmup_replicas"`
 	// AcceptableRecoveryLag is the changelog offsets a copy may lag and
 	// still count as caught up: a task moves to such a copy at once, and to
-	// any other only by a warm-up. Default 10,000. Kafka Streams:
+	// any other only by a warm-up. 0 counts only a copy that has every
+	// record. Nil takes the default, 10,000. Kafka Streams:
 	// acceptable.recovery.lag.
-	AcceptableRecoveryLag int64 `koanf:"acceptable_recovery_lag"`
+	AcceptableRecoveryLag *int64 `koanf:"acceptable_recovery_lag"`
 	// ProbingRebalanceInterval is how often the group leader, while
 	// warm-ups are under way, asks for a rebalance to see whether they have
 	// caught up. Default 10m. Kafka Streams: probing.rebalance.interval.ms.
@@ -138,13 +139,19 @@ type Pipeline struct {
 	OnError OnError `koanf:"on_error"`
 }
 
-// EnsureDefaults fills zero fields with their defaults.
+// Defaults of the Config fields whose zero is meaningful, used for nil.
+const (
+	DefaultMaxWarmupReplicas     = 2
+	DefaultAcceptableRecoveryLag = 10_000
+)
+
+// EnsureDefaults fills zero fields with their defaults, and nil pointers.
 func (c *Config) EnsureDefaults() {
-	if c.MaxWarmupReplicas == 0 {
-		c.MaxWarmupReplicas = 2
+	if c.MaxWarmupReplicas == nil {
+		c.MaxWarmupReplicas = new(DefaultMaxWarmupReplicas)
 	}
-	if c.AcceptableRecoveryLag == 0 {
-		c.AcceptableRecoveryLag = 10_000
+	if c.AcceptableRecoveryLag == nil {
+		c.AcceptableRecoveryLag = new(int64(DefaultAcceptableRecoveryLag))
 	}
 	if c.ProbingRebalanceInterval == 0 {
 		c.ProbingRebalanceInterval = 10 * time.Minute
@@ -217,8 +224,13 @@ func (c *Config) Validate() error {
 	if c.NumStandbyReplicas < 0 {
 		errs.Add("num_standby_replicas", "%d is negative", c.NumStandbyReplicas)
 	}
-	if c.AcceptableRecoveryLag < 0 {
-		errs.Add("acceptable_recovery_lag", "%d is negative", c.AcceptableRecoveryLag)
+	if c.AcceptableRecoveryLag == nil {
+		errs.Add("acceptable_recovery_lag", "unset (call EnsureDefaults)")
+	} else if *c.AcceptableRecoveryLag < 0 {
+		errs.Add("acceptable_recovery_lag", "%d is negative", *c.AcceptableRecoveryLag)
+	}
+	if c.MaxWarmupReplicas == nil {
+		errs.Add("max_warmup_replicas", "unset (call EnsureDefaults)")
 	}
 	if c.ProbingRebalanceInterval < 0 {
 		errs.Add("probing_rebalance_interval", "%s is negative", c.ProbingRebalanceInterval)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,7 +141,7 @@ func Load(src Source) (*Config, error) {
 	}
 
 	fc, decodeErrs := decode(ko)
-	cfg, errs := fc.validate(src.Dev)
+	cfg, errs := fc.validate(ko, src.Dev)
 	// A key that could not be decoded is reported once, not also as
 	// missing or invalid, and nor is anything under it.
 	errs = slices.DeleteFunc(errs, func(e *field.Error) bool {
@@ -171,7 +172,8 @@ func Load(src Source) (*Config, error) {
 
 // validate turns fc into a Config, applies the defaults and returns every
 // problem. With dev set, the brokers are the embedded broker's.
-func (fc *fileConfig) validate(dev bool) (*Config, field.List) {
+func (fc *fileConfig) validate(ko *koanf.Koanf, dev bool) (*Config, field.List) {
+	zeros := explicitZeros(ko, fc)
 	cfg := &Config{Engine: fc.Config, Dev: fc.Dev, HTTPAddr: fc.HTTPAddr}
 	cfg.Engine.Pipelines = nil
 	for _, name := range slices.Sorted(maps.Keys(fc.Pipelines)) {
@@ -187,6 +189,7 @@ func (fc *fileConfig) validate(dev bool) (*Config, field.List) {
 	}
 
 	var errs field.List
+	errs = append(errs, defaulted(cfg, zeros)...)
 	errs.Nest("", cfg.Engine.Validate())
 	errs.Nest("dev", cfg.Dev.Validate())
 	level, err := ParseLevel(fc.LogLevel)
@@ -219,6 +222,72 @@ func (fc *fileConfig) validate(dev bool) (*Config, field.List) {
 		}
 	}
 	return cfg, errs
+}
+
+// explicitZeros returns the keys that the sources set to a zero number,
+// which EnsureDefaults may replace.
+func explicitZeros(ko *koanf.Koanf, fc *fileConfig) map[string]bool {
+	zeros := map[string]bool{}
+	leaves("", reflect.ValueOf(fc).Elem(), func(key string, v reflect.Value) {
+		if isNumber(v.Kind()) && v.IsZero() && ko.Exists(key) {
+			zeros[key] = true
+		}
+	})
+	return zeros
+}
+
+// defaulted reports the keys of zeros that EnsureDefaults replaced: a 0
+// that means nothing for the key, which the defaults would otherwise
+// silently override. Where 0 means something, the field is a pointer
+// (engine.Config.AcceptableRecoveryLag) or 0 is its default.
+func defaulted(cfg *Config, zeros map[string]bool) field.List {
+	if len(zeros) == 0 {
+		return nil
+	}
+	after := fileConfig{Config: cfg.Engine, Pipelines: map[string]engine.Pipeline{}, Dev: cfg.Dev}
+	for _, p := range cfg.Engine.Pipelines {
+		after.Pipelines[p.Name] = p
+	}
+	var errs field.List
+	leaves("", reflect.ValueOf(&after).Elem(), func(key string, v reflect.Value) {
+		if zeros[key] && !v.IsZero() {
+			errs.Add(key, "%v is not allowed: leave the key out for the default, %v", reflect.Zero(v.Type()), v)
+		}
+	})
+	return errs
+}
+
+// leaves calls fn with every config value of v, a struct, and its key:
+// fields by their koanf tags (squashed structs in their holder, fields
+// tagged "-" or untagged skipped), nested structs and maps of structs
+// walked into, map entries in key order.
+func leaves(prefix string, v reflect.Value, fn func(key string, v reflect.Value)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, opts, _ := strings.Cut(sf.Tag.Get("koanf"), ",")
+		fv := v.Field(i)
+		switch {
+		case !sf.IsExported() || name == "-":
+		case opts == "squash":
+			leaves(prefix, fv, fn)
+		case name == "":
+		case fv.Kind() == reflect.Struct:
+			leaves(field.Join(prefix, name), fv, fn)
+		case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.Struct:
+			keys := fv.MapKeys()
+			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+			for _, k := range keys {
+				leaves(field.Join(prefix, name)+"."+k.String(), fv.MapIndex(k), fn)
+			}
+		default:
+			fn(field.Join(prefix, name), fv)
+		}
+	}
+}
+
+func isNumber(k reflect.Kind) bool {
+	return isInt(k) || k == reflect.Float32 || k == reflect.Float64
 }
 
 // CheckReadable reports whether path is a file this process can read.

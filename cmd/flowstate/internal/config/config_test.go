@@ -171,8 +171,8 @@ dev: {partitions: 8, port: 19092}
 				check(t, "state_cleanup_delay", e.StateCleanupDelay, time.Hour)
 				check(t, "num_standby_replicas", e.NumStandbyReplicas, 2)
 				check(t, "rack", e.Rack, "eu-1a")
-				check(t, "max_warmup_replicas", e.MaxWarmupReplicas, 3)
-				check(t, "acceptable_recovery_lag", e.AcceptableRecoveryLag, int64(500))
+				check(t, "max_warmup_replicas", *e.MaxWarmupReplicas, 3)
+				check(t, "acceptable_recovery_lag", *e.AcceptableRecoveryLag, int64(500))
 				check(t, "probing_rebalance_interval", e.ProbingRebalanceInterval, time.Minute)
 				check(t, "http_addr", c.HTTPAddr, "127.0.0.1:9100")
 				check(t, "restore", e.Restore, engine.RestoreConfig{
@@ -368,6 +368,71 @@ dev: {partitions: 8, port: 19092}
 			},
 		},
 		{
+			name: "env int64 and other integer kinds",
+			yaml: base,
+			env: map[string]string{
+				"FLOWSTATE_ACCEPTABLE_RECOVERY_LAG":                 "5000",
+				"FLOWSTATE_MAX_WARMUP_REPLICAS":                     "3",
+				"FLOWSTATE_NUM_STANDBY_REPLICAS":                    " 1 ",
+				"FLOWSTATE_PIPELINES__WORDCOUNT__MAX_BATCH_RECORDS": "10",
+			},
+			want: func(t *testing.T, c *Config) {
+				check(t, "acceptable_recovery_lag", *c.Engine.AcceptableRecoveryLag, int64(5000))
+				check(t, "max_warmup_replicas", *c.Engine.MaxWarmupReplicas, 3)
+				check(t, "num_standby_replicas", c.Engine.NumStandbyReplicas, 1)
+				check(t, "max_batch_records", c.Engine.Pipelines[0].MaxBatchRecords, 10)
+			},
+		},
+		{
+			name: "defaults of the pointer fields",
+			yaml: base,
+			want: func(t *testing.T, c *Config) {
+				check(t, "acceptable_recovery_lag", *c.Engine.AcceptableRecoveryLag, int64(engine.DefaultAcceptableRecoveryLag))
+				check(t, "max_warmup_replicas", *c.Engine.MaxWarmupReplicas, engine.DefaultMaxWarmupReplicas)
+			},
+		},
+		{
+			name: "explicit 0 is honoured where it means something",
+			yaml: base + "acceptable_recovery_lag: 0\nmax_warmup_replicas: 0\nnum_standby_replicas: 0\ndev: {port: 0}\n",
+			want: func(t *testing.T, c *Config) {
+				check(t, "acceptable_recovery_lag", *c.Engine.AcceptableRecoveryLag, int64(0))
+				check(t, "max_warmup_replicas", *c.Engine.MaxWarmupReplicas, 0)
+				check(t, "num_standby_replicas", c.Engine.NumStandbyReplicas, 0)
+				check(t, "dev.port", c.Dev.Port, 0)
+			},
+		},
+		{
+			name: "explicit 0 from the environment",
+			yaml: base + "acceptable_recovery_lag: 500\n",
+			env:  map[string]string{"FLOWSTATE_ACCEPTABLE_RECOVERY_LAG": "0", "FLOWSTATE_MAX_WARMUP_REPLICAS": "0"},
+			want: func(t *testing.T, c *Config) {
+				check(t, "acceptable_recovery_lag", *c.Engine.AcceptableRecoveryLag, int64(0))
+				check(t, "max_warmup_replicas", *c.Engine.MaxWarmupReplicas, 0)
+			},
+		},
+		{
+			name: "negative max_warmup_replicas is off",
+			yaml: base + "max_warmup_replicas: -1\n",
+			want: func(t *testing.T, c *Config) {
+				check(t, "max_warmup_replicas", *c.Engine.MaxWarmupReplicas, -1)
+			},
+		},
+		{
+			name: "explicit 0 where it means nothing",
+			yaml: base + "    max_batch_records: 0\n    limits: {memory_mb: 0}\n" +
+				"commit_interval: 0s\nrocksdb: {block_cache_mb: 0}\nrestore: {max_parallel: 0}\ndev: {partitions: 0}\n",
+			env: map[string]string{"FLOWSTATE_STATE_CLEANUP_DELAY": "0s"},
+			errs: []string{
+				"commit_interval: 0s is not allowed: leave the key out for the default, 1s",
+				"dev.partitions: 0 is not allowed: leave the key out for the default, 4",
+				"pipelines.wordcount.limits.memory_mb: 0 is not allowed: leave the key out for the default, 128",
+				"pipelines.wordcount.max_batch_records: 0 is not allowed: leave the key out for the default, 1000",
+				"restore.max_parallel: 0 is not allowed: leave the key out for the default, 2",
+				"rocksdb.block_cache_mb: 0 is not allowed: leave the key out for the default, 64",
+				"state_cleanup_delay: 0s is not allowed: leave the key out for the default, 10m0s (from FLOWSTATE_STATE_CLEANUP_DELAY)",
+			},
+		},
+		{
 			name: "full keys from the packages' Validate",
 			yaml: base + "    limits: {memory_mb: 5000, max_open_iterators: -1}\n    on_error: ignore\n" +
 				"rocksdb: {max_open_files: -2, compression: gzip}\nrestore: {on_truncated: ignore}\n",
@@ -383,8 +448,8 @@ dev: {partitions: 8, port: 19092}
 		},
 		{
 			name:    "a key that failed to decode is not also missing",
-			yaml:    strings.Replace(base, "application_id: wordcount", "application_id: [a, b]", 1),
-			errs:    []string{"application_id: want a string, got a list"},
+			yaml:    strings.Replace(base, "application_id: wordcount", "application_id: [a, b]", 1) + "    limits: [1]\n",
+			errs:    []string{"application_id: want a string, got a list", "pipelines.wordcount.limits: want a map, got a list"},
 			notErrs: []string{"application_id: required"},
 		},
 		{
@@ -392,6 +457,16 @@ dev: {partitions: 8, port: 19092}
 			yaml:    "application_id: a\nbrokers: [b:1]\npipelines: [x]\n",
 			errs:    []string{"pipelines: want a map, got a list"},
 			notErrs: []string{"at least one pipeline required"},
+		},
+		{
+			name: "integer kinds in messages",
+			yaml: base + "max_warmup_replicas: [1]\nacceptable_recovery_lag: 1.5\n",
+			env:  map[string]string{"FLOWSTATE_PIPELINES__WORDCOUNT__MAX_BATCH_RECORDS": "99999999999999999999"},
+			errs: []string{
+				"max_warmup_replicas: want an integer, got a list",
+				"acceptable_recovery_lag: 1.5 is not an integer",
+				`pipelines.wordcount.max_batch_records: "99999999999999999999" is out of range for int (from FLOWSTATE_PIPELINES__WORDCOUNT__MAX_BATCH_RECORDS)`,
+			},
 		},
 		{
 			name: "env var named on validation errors",
@@ -491,14 +566,14 @@ rocksdb: {block_cache_mb: -1, compaction: tiered}
 pipelines:
   p:
     inputs: [in]
-    limits: {memory_mb: -1}
+    limits: {memory_mb: 0}
 `)
 	_, err := Load(Source{Path: path})
 	want := "config " + path + ":\n" +
 		"application_id: required\n" +
 		"colour: unknown key (from FLOWSTATE_COLOUR)\n" +
 		`commit_interval: "soon" is not a duration such as 500ms, 5s or 1m` + "\n" +
-		"pipelines.p.limits.memory_mb: -1 is not in [1, 4096]\n" +
+		"pipelines.p.limits.memory_mb: 0 is not allowed: leave the key out for the default, 128\n" +
 		"pipelines.p.module: required (path of a .wasm file)\n" +
 		"rocksdb.block_cache_mb: -1 is not positive\n" +
 		`rocksdb.compaction: "tiered" is not one of [level universal]`

@@ -59,6 +59,7 @@ func unmarshal(ko *koanf.Koanf, path string, out any) error {
 			durationHook,
 			listHook,
 			intHook,
+			mapHook,
 		),
 	}})
 }
@@ -72,7 +73,7 @@ func durationHook(from, to reflect.Type, data any) (any, error) {
 	if k := kind(from); k == "integer" || k == "number" {
 		return nil, fmt.Errorf("%v has no unit: want a duration such as 500ms, 5s or 1m", data)
 	} else if k != "string" {
-		return nil, fmt.Errorf("want a duration such as 500ms, 5s or 1m, got a %s", k)
+		return nil, fmt.Errorf("want a duration such as 500ms, 5s or 1m, got %s", withArticle(k))
 	}
 	d, err := time.ParseDuration(strings.TrimSpace(data.(string)))
 	if err != nil {
@@ -96,27 +97,98 @@ func listHook(from, to reflect.Type, data any) (any, error) {
 	return out, nil
 }
 
-// intHook parses integers from strings, as environment variables and flags
-// give them, and refuses fractions, which would otherwise be truncated.
-func intHook(from, to reflect.Type, data any) (any, error) {
-	if to.Kind() != reflect.Int {
+// mapHook refuses a scalar or a list where a map of keys is wanted, in the
+// words of the other kind errors.
+func mapHook(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() != reflect.Struct {
 		return data, nil
 	}
-	if from.Kind() == reflect.Float64 || from.Kind() == reflect.Float32 {
-		f := reflect.ValueOf(data).Float()
+	switch from.Kind() {
+	case reflect.Map, reflect.Struct, reflect.Pointer, reflect.Interface:
+		return data, nil
+	}
+	return nil, fmt.Errorf("want a map, got %s", withArticle(kind(from)))
+}
+
+// intHook converts to any integer type (int, int64, uint16, ...; not
+// time.Duration, which durationHook has): it parses strings, as environment
+// variables and flags give them, refuses fractions, which would otherwise
+// be truncated, and refuses values out of the type's range, which would
+// otherwise wrap.
+func intHook(from, to reflect.Type, data any) (any, error) {
+	if to == durationType || !isInt(to.Kind()) {
+		return data, nil
+	}
+	v := reflect.ValueOf(data)
+	out := reflect.New(to).Elem()
+	switch {
+	case from.Kind() == reflect.String:
+		s := strings.TrimSpace(v.String())
+		var err error
+		if isUint(to.Kind()) {
+			var n uint64
+			n, err = strconv.ParseUint(s, 10, to.Bits())
+			out.SetUint(n)
+		} else {
+			var n int64
+			n, err = strconv.ParseInt(s, 10, to.Bits())
+			out.SetInt(n)
+		}
+		if errors.Is(err, strconv.ErrRange) {
+			return nil, fmt.Errorf("%q is out of range for %s", data, to)
+		} else if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", data)
+		}
+		return out.Interface(), nil
+	case from.Kind() == reflect.Float32 || from.Kind() == reflect.Float64:
+		f := v.Float()
 		if f != math.Trunc(f) {
 			return nil, fmt.Errorf("%v is not an integer", data)
 		}
-		return int(f), nil
+		if isUint(to.Kind()) {
+			if f < 0 || f >= math.Exp2(64) || out.OverflowUint(uint64(f)) {
+				return nil, fmt.Errorf("%v is out of range for %s", data, to)
+			}
+			out.SetUint(uint64(f))
+		} else {
+			if f < -math.Exp2(63) || f >= math.Exp2(63) || out.OverflowInt(int64(f)) {
+				return nil, fmt.Errorf("%v is out of range for %s", data, to)
+			}
+			out.SetInt(int64(f))
+		}
+		return out.Interface(), nil
+	case isUint(from.Kind()):
+		n := v.Uint()
+		if isUint(to.Kind()) && !out.OverflowUint(n) {
+			out.SetUint(n)
+			return out.Interface(), nil
+		}
+		if !isUint(to.Kind()) && n <= math.MaxInt64 && !out.OverflowInt(int64(n)) {
+			out.SetInt(int64(n))
+			return out.Interface(), nil
+		}
+		return nil, fmt.Errorf("%v is out of range for %s", data, to)
+	case isInt(from.Kind()):
+		n := v.Int()
+		if !isUint(to.Kind()) && !out.OverflowInt(n) {
+			out.SetInt(n)
+			return out.Interface(), nil
+		}
+		if isUint(to.Kind()) && n >= 0 && !out.OverflowUint(uint64(n)) {
+			out.SetUint(uint64(n))
+			return out.Interface(), nil
+		}
+		return nil, fmt.Errorf("%v is out of range for %s", data, to)
 	}
-	if from.Kind() != reflect.String {
-		return data, nil
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(data.(string)))
-	if err != nil {
-		return nil, fmt.Errorf("%q is not an integer", data)
-	}
-	return n, nil
+	return data, nil
+}
+
+func isInt(k reflect.Kind) bool {
+	return (k >= reflect.Int && k <= reflect.Int64) || isUint(k)
+}
+
+func isUint(k reflect.Kind) bool {
+	return k >= reflect.Uint && k <= reflect.Uintptr
 }
 
 // decodeErrors turns mapstructure's error tree into one error per key, named
@@ -131,7 +203,7 @@ func decodeErrors(err error) []*field.Error {
 			name := indexRe.ReplaceAllString(de.Name(), ".$1")
 			msg := de.Unwrap().Error()
 			if ute, ok := errors.AsType[*mapstructure.UnconvertibleTypeError](de); ok {
-				msg = fmt.Sprintf("want a %s, got a %s", kind(ute.Expected.Type()), kind(reflect.TypeOf(ute.Value)))
+				msg = fmt.Sprintf("want %s, got %s", withArticle(kind(ute.Expected.Type())), withArticle(kind(reflect.TypeOf(ute.Value))))
 				if name == "pipelines" {
 					msg += " (pipelines are keyed by name: {wordcount: {module: ..., inputs: [...]}})"
 				}
@@ -170,6 +242,8 @@ func kind(t reflect.Type) string {
 		return "duration"
 	}
 	switch t.Kind() {
+	case reflect.Pointer:
+		return kind(t.Elem())
 	case reflect.Map, reflect.Struct:
 		return "map"
 	case reflect.Slice, reflect.Array:
@@ -180,9 +254,21 @@ func kind(t reflect.Type) string {
 		return "boolean"
 	case reflect.Float32, reflect.Float64:
 		return "number"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	}
+	if isInt(t.Kind()) {
 		return "integer"
 	}
 	return t.String()
+}
+
+// withArticle returns a kind with its indefinite article: "an integer", "a
+// map"; null has none.
+func withArticle(kind string) string {
+	switch {
+	case kind == "null":
+		return kind
+	case strings.ContainsRune("aeiou", rune(kind[0])):
+		return "an " + kind
+	}
+	return "a " + kind
 }
