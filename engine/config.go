@@ -1,13 +1,12 @@
 package engine
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
 
 	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/internal/field"
 	"github.com/flowstate/flowstate/state"
 	"github.com/flowstate/flowstate/state/changelog"
 )
@@ -21,120 +20,139 @@ const (
 	ExactlyOnce Guarantee = "exactly_once"
 )
 
-// Config configures an Engine. Zero values take the defaults of
-// EnsureDefaults.
+// Config configures an Engine. Zero fields take the defaults of
+// EnsureDefaults. The koanf tags are the keys of flowstate's config file
+// (cmd/flowstate); fields tagged "-" are set by code, not by the file.
 type Config struct {
 	// ApplicationID names the consumer group, prefixes changelog topics
-	// (<application_id>-<store>-changelog) and the state directory. Kafka
-	// Streams: application.id.
-	ApplicationID string
-	// Brokers are the seed brokers, host:port. Kafka Streams:
+	// (<application_id>-<store>-changelog) and the state directory.
+	// Required. Kafka Streams: application.id.
+	ApplicationID string `koanf:"application_id"`
+	// Brokers are the seed brokers, host:port; `flowstate dev` replaces
+	// them with its embedded broker. Required. Kafka Streams:
 	// bootstrap.servers.
-	Brokers []string
-	// StateDir holds one RocksDB per task and the module compilation cache.
-	// Default ".state". Kafka Streams: state.dir.
-	StateDir string
+	Brokers []string `koanf:"brokers"`
+	// StateDir holds one RocksDB per task, the module compilation cache
+	// and, under `flowstate dev`, the embedded broker's data
+	// (<state_dir>/broker). Default ".state". Kafka Streams: state.dir.
+	StateDir string `koanf:"state_dir"`
 	// CacheDir holds compiled modules, so that a restart skips compiling.
 	// Default <state_dir>/wasm-cache.
-	CacheDir string
+	CacheDir string `koanf:"-"`
 	// CommitInterval is how often each task flushes its write buffer to the
-	// changelog and RocksDB and the input offsets are committed. Default 1s,
-	// 100ms under exactly-once. Kafka Streams: commit.interval.ms (30s, or
-	// 100ms under exactly-once).
-	CommitInterval time.Duration
-	// Guarantee is the processing guarantee. Default at_least_once. Kafka
-	// Streams: processing.guarantee.
-	Guarantee Guarantee
+	// changelog and RocksDB and the input offsets are committed, a duration
+	// such as "1s" in the config file. Default 1s, 100ms under
+	// exactly-once. Kafka Streams: commit.interval.ms (30s, or 100ms under
+	// exactly-once).
+	CommitInterval time.Duration `koanf:"commit_interval"`
+	// Guarantee is the processing guarantee: at_least_once (default) or
+	// exactly_once. Kafka Streams: processing.guarantee.
+	Guarantee Guarantee `koanf:"processing_guarantee"`
 	// InstanceID makes the process a static member of the group: a restart
 	// within SessionTimeout gets its partitions back without a rebalance.
 	// Default "" (dynamic membership). Kafka Streams: group.instance.id.
-	InstanceID string
+	InstanceID string `koanf:"instance_id"`
 	// SessionTimeout is how long the group waits for a silent member before
 	// moving its partitions. Default 45s. Kafka Streams: session.timeout.ms.
-	SessionTimeout time.Duration
-	// Pipelines are the processors to run; at least one.
-	Pipelines []Pipeline
+	SessionTimeout time.Duration `koanf:"session_timeout"`
+	// Pipelines are the processors to run; at least one. The config file
+	// has them as a map keyed by pipeline name (so that
+	// FLOWSTATE_PIPELINES__<NAME>__<KEY> addresses one), which its loader
+	// turns into this list, sorted by name.
+	Pipelines []Pipeline `koanf:"-"`
 	// RocksDB is the memory budget shared by every store of the process.
-	RocksDB state.BudgetConfig
+	RocksDB state.BudgetConfig `koanf:"rocksdb"`
 	// Restore configures restoring stores from their changelogs.
-	Restore RestoreConfig
+	Restore RestoreConfig `koanf:"restore"`
 	// StateCleanupDelay is how long the directory of a task that left the
 	// process (its partition was revoked, or the engine stopped) is kept
 	// before it is deleted, so that a task coming back within it restores
 	// only what its changelogs gained meanwhile (janitor.go). Directories
 	// found at startup are deleted if no task takes them within the delay.
 	// Default 10m. Kafka Streams: state.cleanup.delay.ms.
-	StateCleanupDelay time.Duration
+	StateCleanupDelay time.Duration `koanf:"state_cleanup_delay"`
 	// NumStandbyReplicas is how many standby copies of each stateful task
 	// the group keeps on other processes, each tailing the task's
 	// changelogs into its own store, so that a failover restores only the
 	// tail (standby.go). Default 0. Kafka Streams: num.standby.replicas.
-	NumStandbyReplicas int
+	NumStandbyReplicas int `koanf:"num_standby_replicas"`
 	// MaxWarmupReplicas bounds the tasks kept on a caught-up process while
 	// a warm-up copy fills on the process they should move to (a member
 	// that joined, say), instead of moving them at once and restoring
-	// while they do not run. Negative turns warm-ups off. Default 2.
-	// Kafka Streams: max.warmup.replicas (KIP-441).
-	MaxWarmupReplicas int
+	// while they do not run. 0 (or negative) turns warm-ups off. Nil takes
+	// the default, 2. Kafka Streams: max.warmup.replicas (KIP-441).
+	MaxWarmupReplicas *int `koanf:"max_warmup_replicas"`
 	// AcceptableRecoveryLag is the changelog offsets a copy may lag and
 	// still count as caught up: a task moves to such a copy at once, and to
-	// any other only by a warm-up. Default 10,000. Kafka Streams:
+	// any other only by a warm-up. 0 counts only a copy that has every
+	// record. Nil takes the default, 10,000. Kafka Streams:
 	// acceptable.recovery.lag.
-	AcceptableRecoveryLag int64
+	AcceptableRecoveryLag *int64 `koanf:"acceptable_recovery_lag"`
 	// ProbingRebalanceInterval is how often the group leader, while
 	// warm-ups are under way, asks for a rebalance to see whether they have
 	// caught up. Default 10m. Kafka Streams: probing.rebalance.interval.ms.
-	ProbingRebalanceInterval time.Duration
+	ProbingRebalanceInterval time.Duration `koanf:"probing_rebalance_interval"`
 	// Rack names where this process runs (a rack, a zone). When members
 	// set it, the standbys of a task go to other racks than its active
 	// when they can. Default "" (no rack). Kafka Streams: client.rack with
 	// rack.aware.assignment.tags (KIP-708).
-	Rack string
+	Rack string `koanf:"rack"`
 	// CreateTopics creates missing input and output topics (with
 	// TopicPartitions partitions) instead of failing. Changelog topics are
 	// always created when missing. Used by `flowstate dev`.
-	CreateTopics bool
+	CreateTopics bool `koanf:"-"`
 	// TopicPartitions is the partition count of topics made by CreateTopics.
 	// Default 4.
-	TopicPartitions int
+	TopicPartitions int `koanf:"-"`
 	// Logger receives the engine's logs. Default: discard.
-	Logger *slog.Logger
+	Logger *slog.Logger `koanf:"-"`
 }
 
 // Pipeline is one processor: a module, the topics it reads and writes, and
 // the stores it owns.
 type Pipeline struct {
-	// Name identifies the pipeline in logs, metrics and state paths.
-	Name string
-	// Module is the path of the .wasm file.
-	Module string
-	// Inputs are the topics the pipeline consumes; several inputs must be
-	// co-partitioned (same partition count, same keying).
-	Inputs []string
+	// Name identifies the pipeline in logs, metrics and state paths. In the
+	// config file it is the pipeline's key under pipelines; it must not
+	// contain a dot.
+	Name string `koanf:"-"`
+	// Module is the path of the .wasm file, relative to the current
+	// directory (not to a config file). Required.
+	Module string `koanf:"module"`
+	// Inputs are the topics the pipeline consumes, at least one; several
+	// inputs must be co-partitioned (same partition count, same keying).
+	Inputs []string `koanf:"inputs"`
 	// Outputs are the topics the module may emit to.
-	Outputs []string
-	// Stores are the names of the pipeline's key-value stores. Store names
-	// are unique across the pipelines of an application.
-	Stores []string
+	Outputs []string `koanf:"outputs"`
+	// Stores are the names of the pipeline's key-value stores, each
+	// changelogged to <application_id>-<store>-changelog. Store names are
+	// unique across the pipelines of an application.
+	Stores []string `koanf:"stores"`
 	// MaxBatchRecords bounds the records of one guest call. Default 1000.
-	MaxBatchRecords int
+	// Kafka Streams: none (it calls a processor per record).
+	MaxBatchRecords int `koanf:"max_batch_records"`
 	// Limits are the module's sandbox limits.
-	Limits host.Limits
+	Limits host.Limits `koanf:"limits"`
 	// OnError is what happens to a record the module fails on (a guest
 	// error, a trap, a timeout, a limit hit): stop the task (fail, the
 	// default), skip the record, or write it to the dead-letter topic
 	// (dead_letter); see onerror.go. Kafka Streams:
 	// processing.exception.handler and errors.dead.letter.queue.topic.name.
-	OnError OnError
+	OnError OnError `koanf:"on_error"`
 }
 
-// EnsureDefaults fills zero fields with their defaults.
+// Defaults of the Config fields whose zero is meaningful, used for nil.
+const (
+	DefaultMaxWarmupReplicas     = 2
+	DefaultAcceptableRecoveryLag = 10_000
+)
+
+// EnsureDefaults fills zero fields with their defaults, and nil pointers.
 func (c *Config) EnsureDefaults() {
-	if c.MaxWarmupReplicas == 0 {
-		c.MaxWarmupReplicas = 2
+	if c.MaxWarmupReplicas == nil {
+		c.MaxWarmupReplicas = new(DefaultMaxWarmupReplicas)
 	}
-	if c.AcceptableRecoveryLag == 0 {
-		c.AcceptableRecoveryLag = 10_000
+	if c.AcceptableRecoveryLag == nil {
+		c.AcceptableRecoveryLag = new(int64(DefaultAcceptableRecoveryLag))
 	}
 	if c.ProbingRebalanceInterval == 0 {
 		c.ProbingRebalanceInterval = 10 * time.Minute
@@ -182,55 +200,52 @@ func (c *Config) EnsureDefaults() {
 	}
 }
 
-// Validate reports every invalid field, naming it.
+// Validate reports every invalid field: a field.List with one *field.Error
+// per field, keyed by its full config key (rocksdb.compression,
+// pipelines.wordcount.limits.memory_mb). Call it after EnsureDefaults.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var errs field.List
 	if c.ApplicationID == "" {
-		bad("application_id: required")
+		errs.Add("application_id", "required")
 	}
 	if len(c.Brokers) == 0 {
-		bad("brokers: at least one host:port required")
+		errs.Add("brokers", "at least one host:port required")
 	}
 	if c.CommitInterval < 0 {
-		bad("commit_interval: %s is negative", c.CommitInterval)
+		errs.Add("commit_interval", "%s is negative", c.CommitInterval)
 	}
 	if c.SessionTimeout < 0 {
-		bad("session_timeout: %s is negative", c.SessionTimeout)
+		errs.Add("session_timeout", "%s is negative", c.SessionTimeout)
 	}
 	switch c.Guarantee {
 	case AtLeastOnce, ExactlyOnce:
 	default:
-		bad("processing_guarantee: %q is not at_least_once or exactly_once", c.Guarantee)
+		errs.Add("processing_guarantee", "%q is not at_least_once or exactly_once", c.Guarantee)
 	}
 	if c.NumStandbyReplicas < 0 {
-		bad("num_standby_replicas: %d is negative", c.NumStandbyReplicas)
+		errs.Add("num_standby_replicas", "%d is negative", c.NumStandbyReplicas)
 	}
-	if c.AcceptableRecoveryLag < 0 {
-		bad("acceptable_recovery_lag: %d is negative", c.AcceptableRecoveryLag)
+	if c.AcceptableRecoveryLag == nil {
+		errs.Add("acceptable_recovery_lag", "unset (call EnsureDefaults)")
+	} else if *c.AcceptableRecoveryLag < 0 {
+		errs.Add("acceptable_recovery_lag", "%d is negative", *c.AcceptableRecoveryLag)
+	}
+	if c.MaxWarmupReplicas == nil {
+		errs.Add("max_warmup_replicas", "unset (call EnsureDefaults)")
 	}
 	if c.ProbingRebalanceInterval < 0 {
-		bad("probing_rebalance_interval: %s is negative", c.ProbingRebalanceInterval)
+		errs.Add("probing_rebalance_interval", "%s is negative", c.ProbingRebalanceInterval)
 	}
 	if c.TopicPartitions < 0 {
-		bad("topic partitions: %d is negative", c.TopicPartitions)
+		errs.Add("topic_partitions", "%d is negative", c.TopicPartitions)
 	}
 	if len(c.Pipelines) == 0 {
-		bad("pipelines: at least one pipeline required")
+		errs.Add("pipelines", "at least one pipeline required")
 	}
-	if err := c.RocksDB.Validate(); err != nil {
-		joined, ok := err.(interface{ Unwrap() []error })
-		if !ok {
-			bad("rocksdb: %w", err)
-		} else {
-			for _, e := range joined.Unwrap() {
-				bad("rocksdb: %w", e) // one line each, every line naming its key
-			}
-		}
-	}
-	errs = append(errs, c.Restore.validate()...)
+	errs.Nest("rocksdb", c.RocksDB.Validate())
+	errs.Nest("restore", c.Restore.Validate())
 	if c.StateCleanupDelay < 0 {
-		bad("state_cleanup_delay: %s is negative", c.StateCleanupDelay)
+		errs.Add("state_cleanup_delay", "%s is negative", c.StateCleanupDelay)
 	}
 	names := map[string]bool{}
 	stores := map[string]string{}
@@ -238,36 +253,32 @@ func (c *Config) Validate() error {
 		at := "pipelines." + p.Name
 		switch {
 		case p.Name == "":
-			bad("pipelines: a pipeline has no name")
+			errs.Add("pipelines", "a pipeline has no name")
 		case names[p.Name]:
-			bad("%s: duplicate pipeline name", at)
+			errs.Add(at, "duplicate pipeline name")
 		}
 		names[p.Name] = true
 		if p.Module == "" {
-			bad("%s.module: required (path of a .wasm file)", at)
+			errs.Add(at+".module", "required (path of a .wasm file)")
 		}
 		if len(p.Inputs) == 0 {
-			bad("%s.inputs: at least one topic required", at)
+			errs.Add(at+".inputs", "at least one topic required")
 		}
 		for _, s := range p.Stores {
 			if s == "" {
-				bad("%s.stores: empty store name", at)
+				errs.Add(at+".stores", "empty store name")
 			} else if other, ok := stores[s]; ok {
-				bad("%s.stores: store %q is also a store of pipeline %q", at, s, other)
+				errs.Add(at+".stores", "store %q is also a store of pipeline %q", s, other)
 			}
 			stores[s] = p.Name
 		}
 		if p.MaxBatchRecords < 0 {
-			bad("%s.max_batch_records: %d is negative", at, p.MaxBatchRecords)
+			errs.Add(at+".max_batch_records", "%d is negative", p.MaxBatchRecords)
 		}
-		if err := p.Limits.Validate(); err != nil {
-			bad("%s.limits: %w", at, err)
-		}
-		if err := validateOnError(at, p.OnError); err != nil {
-			errs = append(errs, err)
-		}
+		errs.Nest(at+".limits", p.Limits.Validate())
+		errs.Nest(at+".on_error", p.OnError.validate())
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // ChangelogTopic returns the changelog topic of a store.

@@ -3,13 +3,13 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowstate/flowstate/abi"
 	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/internal/field"
 )
 
 // OnError is what a pipeline does with a record its module fails on.
@@ -130,10 +130,11 @@ func (t *task) reject(r *kgo.Record, err error) {
 	t.log.Warn("record dead-lettered", "topic", r.Topic, "offset", r.Offset, "dlq", dlq, "err", err)
 }
 
-// validateOnError checks a pipeline's on_error.
-func validateOnError(at string, p OnError) error {
+// validate checks a pipeline's on_error; the *field.Error it returns has an
+// empty key, for Config.Validate to name.
+func (p OnError) validate() error {
 	if p.valid() {
 		return nil
 	}
-	return fmt.Errorf("%s.on_error: %q is not %s, %s or %s", at, p, OnErrorFail, OnErrorSkip, OnErrorDeadLetter)
+	return field.Errorf("", "%q is not %s, %s or %s", p, OnErrorFail, OnErrorSkip, OnErrorDeadLetter)
 }

@@ -2,11 +2,11 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"sync"
 	"time"
 
+	"github.com/flowstate/flowstate/internal/field"
 	"github.com/flowstate/flowstate/restore"
 )
 
@@ -17,34 +17,34 @@ type RestoreConfig struct {
 	// each restoring task has its own client, apart from the processing
 	// consumer. Default 64 MiB. Kafka Streams: the restore consumer's
 	// fetch.max.bytes (restore.consumer.fetch.max.bytes).
-	FetchMaxBytes int
+	FetchMaxBytes int `koanf:"fetch_max_bytes"`
 	// FetchMaxPartitionBytes bounds one changelog partition's share of a
 	// fetch, in bytes. Default 4 MiB (or FetchMaxBytes if smaller). Kafka
 	// Streams: the restore consumer's max.partition.fetch.bytes.
-	FetchMaxPartitionBytes int
+	FetchMaxPartitionBytes int `koanf:"fetch_max_partition_bytes"`
 	// SSTChunkBytes is how many bytes of keys and values a store rebuilt
 	// from nothing collects before they are sorted, written to one SST
 	// file and ingested. Default 64 MiB; -1 turns the SST path off. Kafka
 	// Streams: none (it writes every restored record through memtables).
-	SSTChunkBytes int
+	SSTChunkBytes int `koanf:"sst_chunk_bytes"`
 	// MaxParallel is how many tasks of the process replay changelogs at
 	// once. A task waiting for a turn stays RESTORING; running tasks are
 	// not held up. A task with nothing to replay needs no turn. Active
 	// tasks' restores go before standbys' catch-ups, which hold at most
 	// MaxParallel-1 turns (turns.go). Default 2.
 	// Kafka Streams: none (each stream thread restores all its tasks).
-	MaxParallel int
+	MaxParallel int `koanf:"max_parallel"`
 	// OnTruncated is what a restore does when records after a store's
 	// offset were deleted from its changelog (DeleteRecords, retention):
 	// rebuild (default) clears the store and restores it from the log
 	// start, fail fails the task with a *restore.TruncatedError. Kafka
 	// Streams: none (a TaskCorruptedException wipes the store).
-	OnTruncated restore.TruncatedPolicy
+	OnTruncated restore.TruncatedPolicy `koanf:"on_truncated"`
 	// ProgressInterval is the period of the "restore progress" log lines of
 	// each task while it replays. Default 5s; negative turns them off (the
 	// CLI does when it draws progress bars instead). Kafka Streams: none
 	// (a StateRestoreListener).
-	ProgressInterval time.Duration
+	ProgressInterval time.Duration `koanf:"progress_interval"`
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -69,25 +69,25 @@ func (c *RestoreConfig) EnsureDefaults() {
 	}
 }
 
-// validate returns one error per invalid field, named by its config key.
-func (c *RestoreConfig) validate() []error {
-	var errs []error
+// Validate reports every invalid field: a field.List keyed by the fields'
+// config keys (fetch_max_bytes), which Config.Validate nests under
+// restore. Call it after EnsureDefaults.
+func (c *RestoreConfig) Validate() error {
+	var errs field.List
 	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > math.MaxInt32 {
-		errs = append(errs, fmt.Errorf("restore.fetch_max_bytes: %d is not between 1 KiB (1024) and 2 GiB", c.FetchMaxBytes))
+		errs.Add("fetch_max_bytes", "%d is not between 1 KiB (1024) and 2 GiB", c.FetchMaxBytes)
 	}
 	if c.FetchMaxPartitionBytes < 1<<10 || c.FetchMaxPartitionBytes > math.MaxInt32 {
-		errs = append(errs, fmt.Errorf("restore.fetch_max_partition_bytes: %d is not between 1 KiB (1024) and 2 GiB", c.FetchMaxPartitionBytes))
+		errs.Add("fetch_max_partition_bytes", "%d is not between 1 KiB (1024) and 2 GiB", c.FetchMaxPartitionBytes)
 	}
 	if c.SSTChunkBytes < -1 || (c.SSTChunkBytes >= 0 && c.SSTChunkBytes < 1<<10) {
-		errs = append(errs, fmt.Errorf("restore.sst_chunk_bytes: %d is not -1 (off) or at least 1 KiB (1024)", c.SSTChunkBytes))
+		errs.Add("sst_chunk_bytes", "%d is not -1 (off) or at least 1 KiB (1024)", c.SSTChunkBytes)
 	}
 	if c.MaxParallel < 1 {
-		errs = append(errs, fmt.Errorf("restore.max_parallel: %d is not at least 1", c.MaxParallel))
+		errs.Add("max_parallel", "%d is not at least 1", c.MaxParallel)
 	}
-	if err := c.OnTruncated.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("restore.on_truncated: %w", err))
-	}
-	return errs
+	errs.Nest("on_truncated", c.OnTruncated.Validate())
+	return errs.Err()
 }
 
 // restoreClientConfig is what every changelog client of the engine shares:

@@ -330,8 +330,8 @@ func TestScaleOutWarmup(t *testing.T) {
 	produceKeys(t, c, "a", initial, "in")
 	config := func(dir string) engine.Config {
 		cfg := soConfig(t, c, dir, "in")
-		cfg.MaxWarmupReplicas = soParts
-		cfg.AcceptableRecoveryLag = 5
+		cfg.MaxWarmupReplicas = new(soParts)
+		cfg.AcceptableRecoveryLag = new(int64(5))
 		cfg.ProbingRebalanceInterval = 300 * time.Millisecond
 		return cfg
 	}

@@ -1,9 +1,10 @@
 package host
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/flowstate/flowstate/internal/field"
 )
 
 // Default limits, used by Limits.EnsureDefaults for zero fields.
@@ -21,7 +22,8 @@ const (
 const maxMemoryMB = 4096
 
 // Limits are the sandbox limits of one pipeline's module, the same for each
-// of its instances. Zero fields take their defaults in EnsureDefaults.
+// of its instances. Zero fields take their defaults in EnsureDefaults. Kafka
+// Streams has none of them: its processors run unsandboxed in the JVM.
 type Limits struct {
 	// MemoryMB caps the guest's linear memory, in MiB (16 Wasm pages each).
 	// A memory.grow past it fails in the guest; a module whose declared
@@ -73,22 +75,23 @@ func (l *Limits) EnsureDefaults() {
 	}
 }
 
-// Validate reports every field that is out of range, by its config name.
-// Call it after EnsureDefaults: a zero field is invalid.
+// Validate reports every field that is out of range, one *field.Error per
+// field keyed by its config key (memory_mb), each wrapping
+// ErrInvalidLimits. Call it after EnsureDefaults: a zero field is invalid.
 func (l Limits) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidLimits}, args...)...))
+	var errs field.List
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &field.Error{Key: key, Msg: fmt.Sprintf(format, args...), Err: ErrInvalidLimits})
 	}
 	if l.MemoryMB < 1 || l.MemoryMB > maxMemoryMB {
-		bad("memory_mb: %d is not in [1, %d]", l.MemoryMB, maxMemoryMB)
+		bad("memory_mb", "%d is not in [1, %d]", l.MemoryMB, maxMemoryMB)
 	}
 	if l.CallTimeout <= 0 {
-		bad("call_timeout: %s is not positive", l.CallTimeout)
+		bad("call_timeout", "%s is not positive", l.CallTimeout)
 	}
 	positive := []struct {
-		name string
-		v    int
+		key string
+		v   int
 	}{
 		{"max_output_records", l.MaxOutputRecords},
 		{"max_output_bytes", l.MaxOutputBytes},
@@ -98,10 +101,10 @@ func (l Limits) Validate() error {
 	}
 	for _, f := range positive {
 		if f.v <= 0 {
-			bad("%s: %d is not positive", f.name, f.v)
+			bad(f.key, "%d is not positive", f.v)
 		}
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // memoryPages returns MemoryMB in Wasm pages of 64 KiB.

@@ -2,9 +2,12 @@ package host
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowstate/flowstate/internal/field"
 )
 
 func TestLimits(t *testing.T) {
@@ -48,5 +51,28 @@ func TestLimits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLimitsValidateKeys checks that Validate returns one *field.Error per
+// bad field, keyed by its config key, each wrapping ErrInvalidLimits.
+func TestLimitsValidateKeys(t *testing.T) {
+	lim := Limits{MemoryMB: 0, CallTimeout: -1, MaxOutputRecords: 1, MaxOutputBytes: 1, MaxKeyBytes: 0, MaxValueBytes: 1, MaxOpenIterators: -3}
+	err := lim.Validate()
+	var got []string
+	for _, e := range field.Errors(err) {
+		if !errors.Is(e, ErrInvalidLimits) {
+			t.Errorf("%v does not wrap ErrInvalidLimits", e)
+		}
+		got = append(got, e.Error())
+	}
+	want := []string{
+		"memory_mb: 0 is not in [1, 4096]",
+		"call_timeout: -1ns is not positive",
+		"max_key_bytes: 0 is not positive",
+		"max_open_iterators: -3 is not positive",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("errors %q, want %q", got, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/flowstate/flowstate/internal/field"
 	"github.com/flowstate/flowstate/state"
 )
 
@@ -24,13 +25,14 @@ const (
 )
 
 // Validate reports a policy other than rebuild or fail; the empty policy is
-// rebuild.
+// rebuild. The error is a *field.Error with an empty key, for the config
+// that holds the policy to name.
 func (p TruncatedPolicy) Validate() error {
 	switch p {
 	case "", TruncatedRebuild, TruncatedFail:
 		return nil
 	}
-	return fmt.Errorf("%q is not rebuild or fail", string(p))
+	return field.Errorf("", "%q is not rebuild or fail", string(p))
 }
 
 // ErrTruncated is wrapped by every *TruncatedError.

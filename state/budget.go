@@ -1,39 +1,43 @@
 package state
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/linxGnu/grocksdb"
+
+	"github.com/flowstate/flowstate/internal/field"
 )
 
 // BudgetConfig holds the RocksDB settings shared by every task database of
 // a process: the memory they share, their background work, and how each
-// store is tuned.
+// store is tuned. Zero fields take the defaults of EnsureDefaults.
 type BudgetConfig struct {
 	// BlockCacheMB is the size of the one LRU block cache shared by all
 	// databases, in MiB; memtables are charged to it too. Default 64.
 	// Replaces a per-store RocksDBConfigSetter block cache in Kafka Streams.
-	BlockCacheMB int
+	BlockCacheMB int `koanf:"block_cache_mb"`
 	// WriteBufferMB caps the memtables of all databases together, in MiB;
 	// when it is reached the largest memtables are flushed. Default 64.
 	// Replaces write_buffer_size x max_write_buffer_number per store.
-	WriteBufferMB int
+	WriteBufferMB int `koanf:"write_buffer_mb"`
 	// MaxOpenFiles limits the open SST files of each database; -1 keeps
 	// every file open. Default -1 (RocksDB's max_open_files).
-	MaxOpenFiles int
+	MaxOpenFiles int `koanf:"max_open_files"`
 	// MaxBackgroundJobs bounds the flushes and compactions each database
 	// runs at once; they run on RocksDB's process-wide thread pools, which
 	// grow to the largest value asked for, so this is also about the
 	// process's background threads. Default 2. Kafka Streams: a
 	// RocksDBConfigSetter's setMaxBackgroundJobs.
-	MaxBackgroundJobs int
-	// Compaction and Compression are the defaults of every store's
-	// StoreOptions; empty keeps RocksDB's (level, snappy).
-	Compaction, Compression string
-	// Stores tunes single stores by name, over the defaults above.
-	Stores map[string]StoreOptions
+	MaxBackgroundJobs int `koanf:"max_background_jobs"`
+	// Compaction is the default compaction style of every store (see
+	// StoreOptions.Compaction); empty keeps RocksDB's, level.
+	Compaction string `koanf:"compaction"`
+	// Compression is the default compression of every store (see
+	// StoreOptions.Compression); empty keeps RocksDB's, snappy.
+	Compression string `koanf:"compression"`
+	// Stores tunes single stores by store name, over the defaults above.
+	Stores map[string]StoreOptions `koanf:"stores"`
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -52,20 +56,29 @@ func (c *BudgetConfig) EnsureDefaults() {
 	}
 }
 
-// Validate reports every field out of range.
+// Validate reports every field out of range, one *field.Error per field
+// keyed by its config key (block_cache_mb, stores.counts.compression), each
+// wrapping ErrInvalidConfig. Call it after EnsureDefaults: a zero size is
+// invalid.
 func (c BudgetConfig) Validate() error {
-	var errs []error
+	var errs field.List
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &field.Error{Key: key, Msg: fmt.Sprintf(format, args...), Err: ErrInvalidConfig})
+	}
 	if c.BlockCacheMB <= 0 {
-		errs = append(errs, fmt.Errorf("%w: block_cache_mb %d, want > 0", ErrInvalidConfig, c.BlockCacheMB))
+		bad("block_cache_mb", "%d is not positive", c.BlockCacheMB)
 	}
 	if c.WriteBufferMB <= 0 {
-		errs = append(errs, fmt.Errorf("%w: write_buffer_mb %d, want > 0", ErrInvalidConfig, c.WriteBufferMB))
+		bad("write_buffer_mb", "%d is not positive", c.WriteBufferMB)
 	}
 	if c.MaxOpenFiles < -1 || c.MaxOpenFiles == 0 {
-		errs = append(errs, fmt.Errorf("%w: max_open_files %d, want -1 or > 0", ErrInvalidConfig, c.MaxOpenFiles))
+		bad("max_open_files", "%d is not -1 (no limit) or positive", c.MaxOpenFiles)
 	}
-	errs = append(errs, c.validateTuning()...)
-	return errors.Join(errs...)
+	if c.MaxBackgroundJobs < 1 {
+		bad("max_background_jobs", "%d is not positive", c.MaxBackgroundJobs)
+	}
+	c.validateTuning(bad)
+	return errs.Err()
 }
 
 // Budget is the RocksDB memory shared by the databases opened with it: one

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/flowstate/flowstate/internal/field"
 )
 
 func TestBudgetConfig(t *testing.T) {
@@ -179,5 +182,31 @@ func poll(t *testing.T, timeout time.Duration, cond func() bool) {
 			t.Fatalf("condition not met after %v", timeout)
 		case <-tick.C:
 		}
+	}
+}
+
+// TestBudgetConfigValidateKeys checks that Validate names each bad field by
+// its config key, store tunings under stores.<name>, each error wrapping
+// ErrInvalidConfig.
+func TestBudgetConfigValidateKeys(t *testing.T) {
+	cfg := BudgetConfig{
+		BlockCacheMB: -1, WriteBufferMB: -1, MaxOpenFiles: 0, MaxBackgroundJobs: -1,
+		Compaction: "tiered", Compression: "gzip",
+		Stores: map[string]StoreOptions{"b": {Compression: "brotli"}, "a": {Compaction: "fifo"}},
+	}
+	err := cfg.Validate()
+	var keys []string
+	for _, e := range field.Errors(err) {
+		if !errors.Is(e, ErrInvalidConfig) {
+			t.Errorf("%v does not wrap ErrInvalidConfig", e)
+		}
+		keys = append(keys, e.Key)
+	}
+	want := []string{
+		"block_cache_mb", "write_buffer_mb", "max_open_files", "max_background_jobs",
+		"compaction", "compression", "stores.a.compaction", "stores.b.compression",
+	}
+	if !slices.Equal(keys, want) {
+		t.Errorf("keys %q, want %q; error:\n%v", keys, want, err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sort"
 
 	"github.com/linxGnu/grocksdb"
+
+	"github.com/flowstate/flowstate/internal/field"
 )
 
 // StoreOptions tune one store's column family. Empty fields take the
@@ -16,11 +18,11 @@ type StoreOptions struct {
 	// amplification, for stores overwritten at a high rate) at the cost of
 	// up to twice the disk space. Kafka Streams: Options.setCompactionStyle
 	// in a RocksDBConfigSetter.
-	Compaction string
+	Compaction string `koanf:"compaction"`
 	// Compression of the store's SST files: "snappy" (RocksDB's default),
 	// "lz4", "zstd" (smaller, more CPU) or "none". Kafka Streams:
 	// Options.setCompressionType in a RocksDBConfigSetter.
-	Compression string
+	Compression string `koanf:"compression"`
 }
 
 var (
@@ -36,17 +38,15 @@ var (
 	}
 )
 
-// validate reports the fields that name no style or type; at prefixes the
-// errors (a config key).
-func (o StoreOptions) validate(at string) []error {
-	var errs []error
+// validate reports the fields that name no style or type to bad, keyed
+// under at (a config key, "" for the BudgetConfig defaults).
+func (o StoreOptions) validate(at string, bad func(key, format string, args ...any)) {
 	if _, ok := compactionStyles[o.Compaction]; o.Compaction != "" && !ok {
-		errs = append(errs, fmt.Errorf("%w: %scompaction %q is not %s", ErrInvalidConfig, at, o.Compaction, oneOf(compactionStyles)))
+		bad(field.Join(at, "compaction"), "%q is not %s", o.Compaction, oneOf(compactionStyles))
 	}
 	if _, ok := compressionTypes[o.Compression]; o.Compression != "" && !ok {
-		errs = append(errs, fmt.Errorf("%w: %scompression %q is not %s", ErrInvalidConfig, at, o.Compression, oneOf(compressionTypes)))
+		bad(field.Join(at, "compression"), "%q is not %s", o.Compression, oneOf(compressionTypes))
 	}
-	return errs
 }
 
 func oneOf[V any](m map[string]V) string {
@@ -88,19 +88,16 @@ func (b *Budget) storeOptions(base *grocksdb.Options, store string) *grocksdb.Op
 	return opts
 }
 
-// validateTuning checks the store options of c, an error per bad field.
-func (c BudgetConfig) validateTuning() []error {
-	errs := StoreOptions{Compaction: c.Compaction, Compression: c.Compression}.validate("")
+// validateTuning reports the bad store options of c to bad, stores in
+// name order.
+func (c BudgetConfig) validateTuning(bad func(key, format string, args ...any)) {
+	StoreOptions{Compaction: c.Compaction, Compression: c.Compression}.validate("", bad)
 	names := make([]string, 0, len(c.Stores))
 	for name := range c.Stores {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		errs = append(errs, c.Stores[name].validate("stores."+name+".")...)
+		c.Stores[name].validate("stores."+name, bad)
 	}
-	if c.MaxBackgroundJobs < 1 {
-		errs = append(errs, fmt.Errorf("%w: max_background_jobs %d, want > 0", ErrInvalidConfig, c.MaxBackgroundJobs))
-	}
-	return errs
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flowstate/flowstate/cmd/flowstate/internal/config"
 	"github.com/flowstate/flowstate/engine"
 )
 
@@ -62,7 +63,7 @@ func parseFeeds(specs []string) ([]feed, error) {
 		if !ok || topic == "" || path == "" {
 			return nil, usageError{fmt.Errorf("--feed %q: want TOPIC=FILE", s)}
 		}
-		if err := checkReadable(path); err != nil {
+		if err := config.CheckReadable(path); err != nil {
 			return nil, usageError{fmt.Errorf("--feed %s: %w", s, err)}
 		}
 		out = append(out, feed{topic, path})

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowstate/flowstate/cmd/flowstate/internal/config"
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/restore"
 )
@@ -204,7 +205,7 @@ func (s *httpServer) stop() error {
 // HTTP endpoint when http_addr is set, and restore progress bars when
 // stdout is a terminal.
 type watch struct {
-	cfg  *config
+	cfg  *config.Config
 	bars *restoreBars
 	http *httpServer
 
@@ -215,7 +216,7 @@ type watch struct {
 // newWatch returns the watch for cfg and the logger the command uses. With
 // bars on a terminal shared with the log, the log prints above the bars and
 // the periodic progress lines, which the bars replace, are turned off.
-func newWatch(cfg *config, stdout, stderr io.Writer) (*watch, *slog.Logger) {
+func newWatch(cfg *config.Config, stdout, stderr io.Writer) (*watch, *slog.Logger) {
 	w := &watch{cfg: cfg}
 	logOut := stderr
 	if isTerminal(stdout) {
