@@ -345,7 +345,7 @@ func (b *groupBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 	})
 	in.ends = b.endOffsets(in.pipelines, topics)
 	in.standbys = b.e.cfg.NumStandbyReplicas
-	in.maxWarmups, in.acceptableLag = *b.e.cfg.MaxWarmupReplicas, *b.e.cfg.AcceptableRecoveryLag
+	in.maxWarmups, in.acceptableLag = b.e.cfg.maxWarmups(), b.e.cfg.acceptableLag()
 
 	plan := assignTasks(in)
 	// Warm-ups ask for probing rebalances until they have caught up and

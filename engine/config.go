@@ -146,6 +146,22 @@ const (
 	DefaultAcceptableRecoveryLag = 10_000
 )
 
+// maxWarmups is MaxWarmupReplicas, or its default when unset.
+func (c *Config) maxWarmups() int {
+	if c.MaxWarmupReplicas == nil {
+		return DefaultMaxWarmupReplicas
+	}
+	return *c.MaxWarmupReplicas
+}
+
+// acceptableLag is AcceptableRecoveryLag, or its default when unset.
+func (c *Config) acceptableLag() int64 {
+	if c.AcceptableRecoveryLag == nil {
+		return DefaultAcceptableRecoveryLag
+	}
+	return *c.AcceptableRecoveryLag
+}
+
 // EnsureDefaults fills zero fields with their defaults, and nil pointers.
 func (c *Config) EnsureDefaults() {
 	if c.MaxWarmupReplicas == nil {
