@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstate/flowstate/host"
+	"github.com/flowstate/flowstate/internal/crashpoint"
 	"github.com/flowstate/flowstate/state"
 )
 
@@ -98,6 +99,9 @@ type Config struct {
 	TopicPartitions int
 	// Logger receives the engine's logs. Default: discard.
 	Logger *slog.Logger
+	// CrashPoints, test-only, kills the process at named points of the
+	// commit path and the restore (internal/crashpoint); nil in production.
+	CrashPoints *crashpoint.Set `koanf:"-"`
 }
 
 // Pipeline is one processor: a module, the topics it reads and writes, and

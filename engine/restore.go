@@ -116,6 +116,7 @@ func (t *task) restoreConfig() restore.Config {
 	c.Logger = t.log
 	c.Listener = t.restoreListener()
 	c.Acquire = t.acquireTurn
+	c.CrashPoints = t.e.cfg.CrashPoints
 	return c
 }
 

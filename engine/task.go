@@ -513,6 +513,7 @@ func (t *task) commit() error {
 		// as of its last commit; the records are processed again.
 		return err
 	}
+	t.e.cfg.CrashPoints.Hit("commit.produced") // test-only: changelog and outputs acknowledged, RocksDB batch not written
 	return t.commitLocal(t.offsetsAfter(changes, recs), len(changes), begin)
 }
 
@@ -575,6 +576,7 @@ func (t *task) commitLocal(off state.Offsets, changes int, begin time.Time) erro
 	if err := t.db.Commit(off); err != nil {
 		return fmt.Errorf("task %s: commit: %w", t.name, err)
 	}
+	t.e.cfg.CrashPoints.Hit("commit.stored") // test-only: RocksDB batch written, group offsets not committed
 	t.durMu.Lock()
 	for topic, o := range off.Input {
 		t.durable[topic] = o

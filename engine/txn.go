@@ -123,6 +123,7 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
 	var perr error
 	if commit {
 		perr = e.phase(ts, txnPrepare)
+		e.cfg.CrashPoints.Hit("commit.produced") // test-only: every task prepared, the transaction not ended
 	}
 	try := kgo.TryCommit
 	if !commit || perr != nil {
@@ -143,6 +144,7 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
 		return errCrashed
 	}
 	if committed {
+		e.cfg.CrashPoints.Hit("commit.ended") // test-only: transaction committed, RocksDB batches not written
 		err = e.phase(ts, txnCommitted)
 	} else {
 		err = e.phase(ts, txnAborted)
