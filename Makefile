@@ -82,7 +82,8 @@ bench: build
 
 # crash runs the crash suite long: KILLS SIGKILLs of the host at seeded
 # random moments, then a summary table (kills, records, lost, duplicated,
-# the most changelog records one task replayed after a kill).
+# the most changelog records one task replayed after a kill), then one kill
+# at each named crash point (internal/crashpoint) with a line each.
 KILLS ?= 50
 crash: deps
 	$(GO) test ./cmd/flowstate -run '^TestCrash$$' -count=1 -v -timeout 60m \

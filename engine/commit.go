@@ -150,5 +150,25 @@ func (t *task) commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return t.store(p)
+	t.env.cfg.CrashPoints.Hit(CrashProduced)
+	if err := t.store(p); err != nil {
+		return err
+	}
+	t.env.cfg.CrashPoints.Hit(CrashStored)
+	return nil
 }
+
+// The named crash points of the commit path (internal/crashpoint), armed
+// only by the process-level crash suite.
+const (
+	// CrashProduced: the changelog and output records of a commit are
+	// acknowledged, the RocksDB batch is not written (under exactly-once:
+	// every task prepared, the transaction not ended).
+	CrashProduced = "commit.produced"
+	// CrashStored: at-least-once only: the RocksDB batch with the offsets
+	// is written, the group offsets are not committed.
+	CrashStored = "commit.stored"
+	// CrashEnded: exactly-once only: the transaction is committed, the
+	// RocksDB batches are not written.
+	CrashEnded = "commit.ended"
+)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/internal/field"
+	"github.com/flowstate/flowstate/internal/crashpoint"
 	"github.com/flowstate/flowstate/state"
 	"github.com/flowstate/flowstate/state/changelog"
 )
@@ -106,6 +107,9 @@ type Config struct {
 	TopicPartitions int `koanf:"-"`
 	// Logger receives the engine's logs. Default: discard.
 	Logger *slog.Logger `koanf:"-"`
+	// CrashPoints, test-only, kills the process at named points of the
+	// commit path and the restore (internal/crashpoint); nil in production.
+	CrashPoints *crashpoint.Set `koanf:"-"`
 }
 
 // Pipeline is one processor: a module, the topics it reads and writes, and

@@ -116,6 +116,7 @@ func restoreConfig(env *taskEnv, r *replica, standby bool) restore.Config {
 	c.Logger = r.log
 	c.Listener = restoreListener(env, r)
 	c.Acquire = func(ctx context.Context) (func(), error) { return acquireTurn(ctx, env.turns, r, standby) }
+	c.CrashPoints = env.cfg.CrashPoints
 	return c
 }
 

@@ -84,6 +84,7 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
 	var perr error
 	if commit {
 		perr = e.phase(ts, txnPrepare)
+		e.cfg.CrashPoints.Hit(CrashProduced)
 	}
 	try := kgo.TryCommit
 	if !commit || perr != nil {
@@ -104,6 +105,7 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
 		return errCrashed
 	}
 	if committed {
+		e.cfg.CrashPoints.Hit(CrashEnded)
 		err = e.phase(ts, txnCommitted)
 	} else {
 		err = e.phase(ts, txnAborted)

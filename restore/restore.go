@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flowstate/flowstate/internal/crashpoint"
 	"github.com/flowstate/flowstate/state"
 	"github.com/flowstate/flowstate/state/changelog"
 )
@@ -72,6 +73,9 @@ type Config struct {
 	// may block (the engine bounds how many tasks replay at once with it);
 	// an error ends the restore. Release is called when the restore ends.
 	Acquire func(ctx context.Context) (release func(), err error)
+	// CrashPoints, test-only, kills the process at named points of the
+	// restore (internal/crashpoint); nil in production.
+	CrashPoints *crashpoint.Set `koanf:"-"`
 }
 
 // Listener receives restore progress. Each non-nil function is called from
@@ -454,6 +458,7 @@ func replay(ctx context.Context, cfg Config, db *state.DB, cl *kgo.Client, plans
 		clear(p.chunk) // let the fetched records' memory go
 		p.chunk, p.chunkBytes = p.chunk[:0], 0
 		applied(p, n, next)
+		cfg.CrashPoints.Hit("restore.sst-chunk") // test-only: a chunk and its offset are in, the next chunk is not
 		return nil
 	}
 	for left > 0 {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/flowstate/flowstate/cmd/flowstate/internal/config"
 	"github.com/flowstate/flowstate/engine"
+	"github.com/flowstate/flowstate/internal/crashpoint"
 )
 
 const (
@@ -38,11 +39,12 @@ type devFlags struct {
 	feeds        []string
 	print        string
 	exitWhenDone bool
+	crashPoint   *string
 }
 
 func newDevFlags() (*pflag.FlagSet, *devFlags) {
 	fs := pflag.NewFlagSet("dev", pflag.ContinueOnError)
-	f := &devFlags{config: addConfigFlags(fs)}
+	f := &devFlags{config: addConfigFlags(fs), crashPoint: addCrashPointFlag(fs)}
 	fs.Int("port", 0, "embedded broker port on 127.0.0.1, 0 for a free one (key dev.port)")
 	fs.Int("partitions", 0, "partitions of the topics dev creates, default 4 (key dev.partitions)")
 	fs.StringArrayVar(&f.feeds, "feed", nil, "produce each line of FILE to TOPIC, as TOPIC=FILE; repeatable. A line KEY<tab>VALUE has a key, other lines none")
@@ -87,6 +89,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg, err := loadConfig(*f.config, fs, true)
 	if err != nil {
 		return err
+	}
+	if cfg.Engine.CrashPoints, err = crashpoint.Parse(*f.crashPoint, stderr); err != nil {
+		return usageError{fmt.Errorf("--crash-point: %w", err)}
 	}
 	w, log := newWatch(cfg, stdout, stderr)
 	defer w.stop()

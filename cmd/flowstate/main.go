@@ -31,6 +31,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/flowstate/flowstate/engine"
+	"github.com/flowstate/flowstate/internal/crashpoint"
 )
 
 // version is the release version, set with -ldflags "-X main.version=v1.2.3".
@@ -195,12 +196,23 @@ func versionString() string {
 
 // runFlags are the flags of `flowstate run`.
 type runFlags struct {
-	config *string
+	config     *string
+	crashPoint *string
 }
 
 func newRunFlags() (*pflag.FlagSet, *runFlags) {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	return fs, &runFlags{config: addConfigFlags(fs)}
+	return fs, &runFlags{config: addConfigFlags(fs), crashPoint: addCrashPointFlag(fs)}
+}
+
+// addCrashPointFlag adds the hidden, test-only --crash-point flag: the
+// process SIGKILLs itself at a named point of the commit path or the
+// restore (internal/crashpoint), for the crash suite. It is not a config
+// key.
+func addCrashPointFlag(fs *pflag.FlagSet) *string {
+	spec := fs.String("crash-point", "", "test only: SIGKILL the process at `NAME[@N]`, the Nth time point NAME is reached")
+	_ = fs.MarkHidden("crash-point")
+	return spec
 }
 
 // runRun is `flowstate run`: the engine against the configured brokers
@@ -213,6 +225,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg, err := loadConfig(*f.config, fs, false)
 	if err != nil {
 		return err
+	}
+	if cfg.Engine.CrashPoints, err = crashpoint.Parse(*f.crashPoint, stderr); err != nil {
+		return usageError{fmt.Errorf("--crash-point: %w", err)}
 	}
 	w, log := newWatch(cfg, stdout, stderr)
 	cfg.Engine.Logger = log
