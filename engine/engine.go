@@ -462,7 +462,12 @@ func (e *Engine) poll(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return nil // Run commits the last transaction
 				}
-				if err := e.commitTxn(ctx, true); err != nil {
+				// A stop asked for while the transaction ends must not
+				// cancel its end: Run commits the last one after.
+				endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				err := e.commitTxn(endCtx, true)
+				cancel()
+				if err != nil {
 					return err
 				}
 				if err := e.sess.Begin(); err != nil {
