@@ -203,3 +203,16 @@ type tracked interface {
 }
 
 func (r *replica) base() *replica { return r }
+
+// baseInfo is what Metrics reports of any replica; the roles add theirs.
+func (r *replica) baseInfo(now time.Time, role string) TaskInfo {
+	return TaskInfo{
+		Task:      r.name,
+		Pipeline:  r.key.pipeline,
+		Partition: r.key.partition,
+		State:     r.State(),
+		Role:      role,
+		Changelog: r.changelogOffsets(),
+		Restore:   r.rs.info(now),
+	}
+}

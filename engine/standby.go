@@ -272,16 +272,8 @@ func (s *standby) run(ctx context.Context) {
 
 // info describes the standby for Metrics.
 func (s *standby) info(now time.Time) TaskInfo {
-	info := TaskInfo{
-		Task:      s.name,
-		Pipeline:  s.key.pipeline,
-		Partition: s.key.partition,
-		State:     s.State(),
-		Role:      RoleStandby,
-		Changelog: s.changelogOffsets(),
-		Restore:   s.rs.info(now),
-		Lag:       s.lag.Load(),
-	}
+	info := s.baseInfo(now, RoleStandby)
+	info.Lag = s.lag.Load()
 	if s.warmup.Load() {
 		info.Role = RoleWarmup
 	}

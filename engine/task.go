@@ -385,15 +385,7 @@ func (t *task) emit(ctx context.Context, recs []*kgo.Record) {
 
 // info describes the task for Metrics.
 func (t *task) info(now time.Time) TaskInfo {
-	info := TaskInfo{
-		Task:      t.name,
-		Pipeline:  t.key.pipeline,
-		Partition: t.key.partition,
-		State:     t.State(),
-		Role:      RoleActive,
-		Changelog: t.changelogOffsets(),
-		Restore:   t.rs.info(now),
-	}
+	info := t.baseInfo(now, RoleActive)
 	if info.State != Running {
 		info.Lag = max(info.Restore.Remaining, 0)
 	}

@@ -1,0 +1,61 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestInbox pushes fetches past the high mark and takes them back: push
+// asks for one pause when the inbox reaches inboxHigh, take hands the
+// fetches back one at a time in order and asks for the resume once the
+// inbox is under half of the mark.
+func TestInbox(t *testing.T) {
+	b := newInbox()
+	fetch := func(first, n int) []*kgo.Record {
+		recs := make([]*kgo.Record, n)
+		for i := range recs {
+			recs[i] = &kgo.Record{Offset: int64(first + i)}
+		}
+		return recs
+	}
+	const size = inboxHigh / 4
+	pauses := 0
+	for i := range 6 {
+		if b.push(fetch(i*size, size)) {
+			pauses++
+			if i != 3 {
+				t.Errorf("pause asked at fetch %d, want at fetch 3 (%d records)", i, 4*size)
+			}
+		}
+	}
+	if pauses != 1 {
+		t.Fatalf("%d pauses asked, want 1", pauses)
+	}
+	next := int64(0)
+	for i := range 6 {
+		select {
+		case <-b.ready:
+		default:
+			t.Fatalf("take %d: inbox not ready with %d fetches left", i, 6-i)
+		}
+		recs, resume := b.take()
+		if len(recs) != size || recs[0].Offset != next {
+			t.Fatalf("take %d: %d records from offset %d, want %d from %d", i, len(recs), recs[0].Offset, size, next)
+		}
+		next += size
+		// Left after this take: (5-i)*size records; resume below half of
+		// the mark, that is from 1 fetch left on.
+		if want := i == 4; resume != want {
+			t.Errorf("take %d: resume %v, want %v", i, resume, want)
+		}
+	}
+	if recs, resume := b.take(); recs != nil || resume {
+		t.Fatalf("empty inbox gave %d records, resume %v", len(recs), resume)
+	}
+	select {
+	case <-b.ready:
+		t.Fatal("empty inbox still ready")
+	default:
+	}
+}
