@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/flowstate/flowstate/host"
-	"github.com/flowstate/flowstate/internal/field"
 	"github.com/flowstate/flowstate/internal/crashpoint"
+	"github.com/flowstate/flowstate/internal/field"
 	"github.com/flowstate/flowstate/state"
 	"github.com/flowstate/flowstate/state/changelog"
 )
