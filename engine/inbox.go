@@ -10,18 +10,21 @@ import (
 // Backpressure. The poll loop hands each task its records through the
 // task's inbox and never waits for a task: a task that falls behind (a slow
 // module, a long commit) would otherwise hold up the records of every other
-// task of the process. Once an inbox holds inboxHigh records, the poll
-// loop pauses the task's input partitions; the task resumes them when it
-// has taken the inbox below half of that. What is fetched while the pause takes
-// effect still goes to the inbox, so it exceeds inboxHigh by at most one
-// poll. Kafka Streams: buffered.records.per.partition.
-const inboxHigh = 50_000
+// task of the process. Once an inbox holds inboxHigh bytes of keys and
+// values, the poll loop pauses the task's input partitions; the task
+// resumes them when it has taken the inbox below half of that. What is
+// fetched while the pause takes effect still goes to the inbox, so it
+// exceeds inboxHigh by at most one poll. The mark is in bytes because it
+// bounds memory; it is high enough that a burst a task keeps up with
+// (pausing costs a fetch round trip) is never paused. Kafka Streams:
+// buffered.records.per.partition (records, 1000).
+const inboxHigh = 32 << 20
 
 // inbox is a task's queue of fetched records.
 type inbox struct {
 	mu     sync.Mutex
 	q      [][]*kgo.Record
-	n      int  // records in q
+	n      int  // bytes of keys and values in q
 	paused bool // push asked for a pause that take has not lifted
 	// ready has a value while q may be non-empty.
 	ready chan struct{}
@@ -34,7 +37,7 @@ func newInbox() inbox { return inbox{ready: make(chan struct{}, 1)} }
 func (b *inbox) push(recs []*kgo.Record) (pause bool) {
 	b.mu.Lock()
 	b.q = append(b.q, recs)
-	b.n += len(recs)
+	b.n += recordBytes(recs)
 	if b.n >= inboxHigh && !b.paused {
 		b.paused, pause = true, true
 	}
@@ -56,7 +59,7 @@ func (b *inbox) take() (recs []*kgo.Record, resume bool) {
 		recs = b.q[0]
 		b.q[0] = nil
 		b.q = b.q[1:]
-		b.n -= len(recs)
+		b.n -= recordBytes(recs)
 	}
 	if len(b.q) > 0 {
 		select {
@@ -70,6 +73,14 @@ func (b *inbox) take() (recs []*kgo.Record, resume bool) {
 		b.paused, resume = false, true
 	}
 	return recs, resume
+}
+
+func recordBytes(recs []*kgo.Record) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Key) + len(r.Value)
+	}
+	return n
 }
 
 // pauseReason is why a task holds its input partitions paused.

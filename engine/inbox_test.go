@@ -12,20 +12,22 @@ import (
 // inbox is under half of the mark.
 func TestInbox(t *testing.T) {
 	b := newInbox()
+	// Records of 1 KiB; size of them fill a quarter of the mark.
+	value := make([]byte, 1<<10)
 	fetch := func(first, n int) []*kgo.Record {
 		recs := make([]*kgo.Record, n)
 		for i := range recs {
-			recs[i] = &kgo.Record{Offset: int64(first + i)}
+			recs[i] = &kgo.Record{Offset: int64(first + i), Value: value}
 		}
 		return recs
 	}
-	const size = inboxHigh / 4
+	const size = inboxHigh / 4 / (1 << 10)
 	pauses := 0
 	for i := range 6 {
 		if b.push(fetch(i*size, size)) {
 			pauses++
 			if i != 3 {
-				t.Errorf("pause asked at fetch %d, want at fetch 3 (%d records)", i, 4*size)
+				t.Errorf("pause asked at fetch %d, want at fetch 3 (%d bytes)", i, 4*size<<10)
 			}
 		}
 	}
@@ -44,7 +46,7 @@ func TestInbox(t *testing.T) {
 			t.Fatalf("take %d: %d records from offset %d, want %d from %d", i, len(recs), recs[0].Offset, size, next)
 		}
 		next += size
-		// Left after this take: (5-i)*size records; resume below half of
+		// Left after this take: (5-i) quarters of the mark; resume below half of
 		// the mark, that is from 1 fetch left on.
 		if want := i == 4; resume != want {
 			t.Errorf("take %d: resume %v, want %v", i, resume, want)
