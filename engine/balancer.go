@@ -130,8 +130,8 @@ func parseTaskDir(name string) (taskKey, bool) {
 type groupBalancer struct {
 	e   *Engine
 	adm *kadm.Client // lists changelog end offsets when this member leads
-	// stop, closed when the engine stops, cancels a listing under way.
-	// kgo gives Balance no context; the listing derives its own.
+	// stop, closed when the engine stops (Run's ctx.Done), cancels a
+	// listing under way.
 	stop <-chan struct{}
 }
 
@@ -313,8 +313,9 @@ func (b *groupBalancer) endOffsets(shapes []assign.Pipeline, topics map[string]i
 	if len(changelogs) == 0 || len(topics) == 0 || b.adm == nil {
 		return nil
 	}
+	// kgo gives Balance no context: the listing has its own, ended by the
+	// timeout or by the engine stopping.
 	ctx, cancel := context.WithTimeout(context.Background(), endOffsetsTimeout)
-	defer cancel()
 	stopped := make(chan struct{})
 	defer func() { cancel(); <-stopped }()
 	go func() {
@@ -325,6 +326,11 @@ func (b *groupBalancer) endOffsets(shapes []assign.Pipeline, topics map[string]i
 		case <-ctx.Done():
 		}
 	}()
+	select {
+	case <-b.stop: // already stopped: the goroutine may not have run yet
+		cancel()
+	default:
+	}
 	// Under exactly-once, copies read the changelogs read_committed and
 	// reach at most the last stable offsets: an open transaction is no lag.
 	list := b.adm.ListEndOffsets

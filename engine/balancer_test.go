@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -180,5 +182,43 @@ func TestStoreStates(t *testing.T) {
 	got := render(e.storeStates())
 	if len(got) != 2 || !maps.Equal(got[crashed], map[string]int64{"s1": 7, "s2": 9}) {
 		t.Errorf("after recovery: %v, want %s with s1 7, s2 9 too", got, crashed)
+	}
+}
+
+// TestEndOffsets lists the changelogs' end offsets as the leader does, and
+// lists nothing once the engine has stopped: the listing's context ends
+// with the stop channel, not with a context kept in the balancer.
+func TestEndOffsets(t *testing.T) {
+	const partitions = 4
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "app-seen-changelog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	for _, k := range []string{"a", "b", "c"} {
+		if err := cl.ProduceSync(t.Context(), &kgo.Record{Topic: "app-seen-changelog", Key: []byte(k)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &Engine{log: slog.New(slog.DiscardHandler)}
+	shapes := []assign.Pipeline{{Name: "count", Inputs: []string{"in"}, Stores: []string{"seen"}, Changelogs: []string{"app-seen-changelog"}}}
+	stop := make(chan struct{})
+	b := &groupBalancer{e: e, adm: kadm.NewClient(cl), stop: stop}
+	ends := b.endOffsets(shapes, map[string]int32{"in": partitions})
+	var total int64
+	for p := range int32(partitions) {
+		total += ends[assign.TopicPartition{Topic: "app-seen-changelog", Partition: p}]
+	}
+	if len(ends) != partitions || total != 3 {
+		t.Errorf("ends %v, want %d partitions holding 3 records", ends, partitions)
+	}
+	close(stop)
+	if ends := b.endOffsets(shapes, map[string]int32{"in": partitions}); ends != nil {
+		t.Errorf("after the stop: ends %v, want none", ends)
 	}
 }
