@@ -1,7 +1,6 @@
 package assign
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -437,10 +436,6 @@ func (c *cluster) maxMoves(stateful bool) (Task, int) {
 		}
 	}
 	return worst, n
-}
-
-func (c *cluster) String() string {
-	return fmt.Sprintf("%d processes, generation %d, %d rebalances", len(c.procs), c.gen, c.rounds)
 }
 
 // assignment renders who runs which task.

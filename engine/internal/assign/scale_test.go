@@ -86,14 +86,17 @@ func TestScale(t *testing.T) {
 			t.Errorf("restarting %s moved %s through %d other processes", p.name, k, v)
 		}
 	}
-	moved := 0
+	moved, forced := 0, 0
 	for _, n := range c.moves {
 		moved += n
+	}
+	for _, n := range c.forced {
+		forced += n
 	}
 	k, most := c.maxMoves(true)
 	k2, most2 := c.maxMoves(false)
 	t.Logf("%d restarts: %d rebalances in %v; %d moves chosen, %d forced; most for a task with stores %d (%s), without %d (%s); most processes visited in one restart %d",
-		restarts, c.rounds-rounds, time.Since(start), moved, len(c.forced), most, k, most2, k2, visits)
+		restarts, c.rounds-rounds, time.Since(start), moved, forced, most, k, most2, k2, visits)
 	// Tasks with stores move by choice at most twice over the roll. Tasks
 	// without are free to move and are given up first (by unit order):
 	// the last of them moves on almost every rejoin.
