@@ -233,7 +233,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		// what a group still holding members of an older flowstate agrees
 		// on during a rolling upgrade; once every member offers
 		// flowstate-v1, the group switches to it (both are cooperative).
-		kgo.Balancers(e.joins.remember(&groupBalancer{e: e, adm: kadm.NewClient(admin)}), e.joins.remember(kgo.CooperativeStickyBalancer())),
+		kgo.Balancers(e.joins.remember(&groupBalancer{e: e, adm: kadm.NewClient(admin), stop: ctx.Done()}), e.joins.remember(kgo.CooperativeStickyBalancer())),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(e.assigned),

@@ -11,7 +11,7 @@ import (
 
 // Standby replicas. The group leader gives every stateful task up to
 // Config.NumStandbyReplicas standby copies on members other than the one
-// running it (assignStandbys), and sends each member its standby tasks in
+// running it (assign.Assign), and sends each member its standby tasks in
 // the user data of its SyncGroup assignment; ParseSyncAssignment hands the
 // list to setStandbys. A standby task is a task (so the tracker, the
 // janitor, Metrics and the subscription's store states see it like any
