@@ -61,3 +61,49 @@ func TestInbox(t *testing.T) {
 	default:
 	}
 }
+
+// TestInboxHammer pushes from one goroutine, as the poll loop does, while
+// another takes, as the task does: every record arrives once, in order,
+// and every pause asked for is followed by a resume.
+func TestInboxHammer(t *testing.T) {
+	b := newInbox()
+	const fetches, per = 2000, 50
+	value := make([]byte, inboxHigh/(20*per)) // 20 fetches fill the mark
+	var pauses, resumes int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range fetches {
+			recs := make([]*kgo.Record, per)
+			for j := range recs {
+				recs[j] = &kgo.Record{Offset: int64(i*per + j), Value: value}
+			}
+			if b.push(recs) {
+				pauses++
+			}
+		}
+	}()
+	next := int64(0)
+	for next < fetches*per {
+		<-b.ready
+		for {
+			recs, resume := b.take()
+			if resume {
+				resumes++
+			}
+			if len(recs) == 0 {
+				break
+			}
+			for _, r := range recs {
+				if r.Offset != next {
+					t.Fatalf("record at offset %d, want %d", r.Offset, next)
+				}
+				next++
+			}
+		}
+	}
+	<-done
+	if pauses != resumes {
+		t.Fatalf("%d pauses asked, %d resumes", pauses, resumes)
+	}
+}
