@@ -22,5 +22,7 @@
 //
 // The suites' modules and scripts are embedded, so `flowstate conformance`
 // needs no toolchain. TestModules checks that the embedded modules match
-// their sources and rebuilds them with -update.
+// their sources and rebuilds them with -update. testdata/*.wat is also the
+// corpus of package host's own tests, which load it with EmbeddedModule:
+// one set of guests, one build.
 package conformance

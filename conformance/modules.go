@@ -11,7 +11,8 @@ import (
 
 // The suites' guest modules, built from testdata/*.wat with wat2wasm and
 // from guest/go with the Go toolchain (gzipped), and the SDK scripts. They
-// are checked in so that `flowstate conformance` runs without a toolchain;
+// are checked in so that `flowstate conformance` and package host's tests
+// run without a toolchain;
 // TestModules checks them against testdata/wasm/SOURCES and rebuilds them
 // with -update.
 //

@@ -21,6 +21,7 @@ import (
 
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/internal/plugintest"
+	"github.com/flowstate/flowstate/internal/poll"
 	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
 )
@@ -83,17 +84,12 @@ func (c *cluster) produce(t testing.TB, topic string, kvs [][2]string) {
 // comes after the topics it is computed from.
 func (c *cluster) waitDone(t testing.TB, group string, topics ...string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		done, status := c.committedAll(t, group, topics)
-		if done {
-			return
+	poll.Until(t, 2*time.Minute, func() error {
+		if done, status := c.committedAll(t, group, topics); !done {
+			return fmt.Errorf("group %s did not catch up: %s", group, status)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s did not catch up: %s", group, status)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (c *cluster) committedAll(t testing.TB, group string, topics []string) (bool, string) {
@@ -267,8 +263,7 @@ func (a *app) start(t testing.TB) (stop func() error) {
 // waitRunning waits until n tasks are running.
 func (a *app) waitRunning(t testing.TB, n int) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(t, time.Minute, func() error {
 		a.mu.Lock()
 		running := 0
 		for _, r := range a.running {
@@ -277,14 +272,11 @@ func (a *app) waitRunning(t testing.TB, n int) {
 			}
 		}
 		a.mu.Unlock()
-		if running == n {
-			return
+		if running != n {
+			return fmt.Errorf("%d of %d tasks running", running, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d tasks running after a minute", running, n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (a *app) restoredTotal() int64 {
@@ -373,8 +365,15 @@ func outputCounts(t testing.TB, c *cluster) map[string]int64 {
 
 func equalCounts(t testing.TB, what string, got, want map[string]int64) {
 	t.Helper()
+	if err := diffCounts(what, got, want); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// diffCounts describes how got differs from want, or returns nil.
+func diffCounts(what string, got, want map[string]int64) error {
 	if maps.Equal(got, want) {
-		return
+		return nil
 	}
 	var diffs []string
 	for k, w := range want {
@@ -390,7 +389,7 @@ func equalCounts(t testing.TB, what string, got, want map[string]int64) {
 	if len(diffs) > 10 {
 		diffs = append(diffs[:10], fmt.Sprintf("... %d more", len(diffs)-10))
 	}
-	t.Fatalf("%s differ from the expected counts (%d vs %d words):\n%s", what, len(got), len(want), strings.Join(diffs, "\n"))
+	return fmt.Errorf("%s differ from the expected counts (%d vs %d words):\n%s", what, len(got), len(want), strings.Join(diffs, "\n"))
 }
 
 // TestWordcount runs the wordcount plugin end to end: 100k words over 4

@@ -2,13 +2,13 @@ package engine_test
 
 import (
 	"errors"
-	"maps"
 	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/flowstate/flowstate/engine"
+	"github.com/flowstate/flowstate/internal/poll"
 )
 
 // TestWordcountExactlyOnce runs wordcount under exactly_once: every word
@@ -49,17 +49,7 @@ func TestWordcountExactlyOnce(t *testing.T) {
 // counts.
 func waitOutputs(t *testing.T, c *cluster, want map[string]int64) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		got := outputCounts(t, c)
-		if maps.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			equalCounts(t, "output counts after 2 minutes", got, want)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll.Until(t, 2*time.Minute, func() error { return diffCounts("output counts", outputCounts(t, c), want) })
 }
 
 // checkSequences checks that each word's outputs count up by one from 1:

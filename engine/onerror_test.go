@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/internal/plugintest"
+	"github.com/flowstate/flowstate/internal/poll"
 	"github.com/flowstate/flowstate/state"
 )
 
@@ -75,19 +77,17 @@ func TestErrorPolicy(t *testing.T) {
 			// at once, where the first one would wait for its maximum.
 			a.waitRunning(t, partitions)
 			c.produce(t, "in", kvs)
-			for deadline := time.Now().Add(time.Minute); ; {
-				if done, _ := c.committedAll(t, "onerror", []string{"in"}); done {
-					break
-				}
+			poll.Until(t, time.Minute, func() error {
 				select {
 				case err := <-a.failed:
 					t.Fatalf("the engine stopped: %v", err)
-				case <-time.After(50 * time.Millisecond):
+				default:
 				}
-				if time.Now().After(deadline) {
-					t.Fatal("the input was not processed within a minute")
+				if done, _ := c.committedAll(t, "onerror", []string{"in"}); !done {
+					return errors.New("the input was not processed")
 				}
-			}
+				return nil
+			})
 			if err := stop(); err != nil {
 				t.Fatalf("run: %v", err)
 			}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/internal/plugintest"
+	"github.com/flowstate/flowstate/internal/poll"
 	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
 )
@@ -192,16 +193,12 @@ func (r *running) task(name string) (engine.TaskInfo, bool) {
 // waitFor polls cond until it holds, failing the test after 30 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(30 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting until %s", what)
+	poll.Until(t, 30*time.Second, func() error {
+		if !cond() {
+			return errors.New("timed out waiting until " + what)
 		}
-	}
+		return nil
+	})
 }
 
 // recv waits until ch is closed, at most 30s.

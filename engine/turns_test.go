@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
 // TestTurnPool: of two turns, catch-ups hold at most one; an active
@@ -12,6 +12,12 @@ import (
 // a waiter whose context ends leaves the queue, and a released turn goes
 // on to the next.
 func TestTurnPool(t *testing.T) {
+	// The pool waits on channels only: in a bubble, synctest.Wait returns
+	// once every goroutine waits, so a turn not granted by then never is.
+	synctest.Test(t, testTurnPool)
+}
+
+func testTurnPool(t *testing.T) {
 	p := newTurnPool(2)
 	ctx := t.Context()
 	take := func(standby bool) (func(), chan struct{}) {
@@ -27,20 +33,18 @@ func TestTurnPool(t *testing.T) {
 		}()
 		return func() { <-got; rel() }, got
 	}
-	// within reports whether c closes within d: granted waits long for a
-	// turn that should come, held briefly for one that should not (a turn
-	// not granted shows no event to wait for).
-	within := func(c chan struct{}, d time.Duration) bool {
+	// granted reports whether c is closed once every goroutine of the
+	// bubble waits: whether the turn came.
+	granted := func(c chan struct{}) bool {
+		synctest.Wait()
 		select {
 		case <-c:
 			return true
-		case <-time.After(d):
+		default:
 			return false
 		}
 	}
-	granted := func(c chan struct{}) bool { return within(c, 5*time.Second) }
-	held := func(c chan struct{}) bool { return !within(c, 50*time.Millisecond) }
-
+	held := func(c chan struct{}) bool { return !granted(c) }
 	relS1, s1 := take(true)
 	if !granted(s1) {
 		t.Fatal("the first catch-up got no turn of two free")
@@ -77,7 +81,13 @@ func TestTurnPool(t *testing.T) {
 		_, err := p.acquire(cctx, false, nil)
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // let it queue; the test passes either way
+	synctest.Wait() // it is queued
+	p.mu.Lock()
+	queued := len(p.waitAct)
+	p.mu.Unlock()
+	if queued != 1 {
+		t.Fatalf("%d active restores queued, want the one waiting", queued)
+	}
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled waiter: %v, want context.Canceled", err)

@@ -5,16 +5,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/flowstate/flowstate/abi"
+	"github.com/flowstate/flowstate/conformance"
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/state"
 )
 
-// Example runs testdata/counter.wat, which counts keys in store "counts"
-// and emits each new count to topic "out", over one batch.
+// Example runs the counter guest (conformance/testdata/counter.wat), which
+// counts keys in store "counts" and emits each new count to topic "out",
+// over one batch.
 func Example() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "flowstate-example")
@@ -22,11 +23,7 @@ func Example() {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
-	wasmFile := filepath.Join(dir, "counter.wasm")
-	if out, err := exec.Command("wat2wasm", "testdata/counter.wat", "-o", wasmFile).CombinedOutput(); err != nil {
-		panic(fmt.Sprintf("wat2wasm (run `make deps` to install wabt): %v %s", err, out))
-	}
-	wasm, err := os.ReadFile(wasmFile)
+	wasm, err := conformance.EmbeddedModule("counter")
 	if err != nil {
 		panic(err)
 	}

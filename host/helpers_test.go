@@ -5,62 +5,25 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/flowstate/flowstate/abi"
+	"github.com/flowstate/flowstate/conformance"
 	"github.com/flowstate/flowstate/state"
 )
 
-var (
-	watMu    sync.Mutex
-	watCache = map[string][]byte{}
-)
-
-// wasmOf converts testdata/name.wat to Wasm with wat2wasm, once per test
-// binary.
+// wasmOf returns the guest module name of the WAT corpus shared with the
+// conformance suite (conformance/testdata/name.wat, built and checked in as
+// conformance/testdata/wasm/name.wasm).
 func wasmOf(tb testing.TB, name string) []byte {
 	tb.Helper()
-	b, err := convertWAT(name)
+	b, err := conformance.EmbeddedModule(name)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return b
 }
-
-func convertWAT(name string) ([]byte, error) {
-	watMu.Lock()
-	defer watMu.Unlock()
-	if b, ok := watCache[name]; ok {
-		return b, nil
-	}
-	tool, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		return nil, &watError{"wat2wasm not found; run `make deps` to install wabt: " + err.Error()}
-	}
-	dir, err := os.MkdirTemp("", "flowstate-host-wat")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, name+".wasm")
-	if msg, err := exec.Command(tool, filepath.Join("testdata", name+".wat"), "-o", out).CombinedOutput(); err != nil {
-		return nil, &watError{"wat2wasm " + name + ": " + err.Error() + "\n" + string(msg)}
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		return nil, err
-	}
-	watCache[name] = b
-	return b, nil
-}
-
-type watError struct{ msg string }
-
-func (e *watError) Error() string { return e.msg }
 
 // logBuffer collects a logger's text output for assertions.
 type logBuffer struct {
@@ -144,7 +107,7 @@ func put(tb testing.TB, db *state.DB, store, key, value string) {
 	}
 }
 
-// The probe guest's operations (testdata/probe.wat).
+// The probe guest's operations (conformance/testdata/probe.wat).
 const (
 	opStoreOpen = iota
 	opTopicOpen
@@ -200,7 +163,20 @@ func probeRecord(calls ...call) abi.Record {
 	return abi.Record{Topic: "in", Key: []byte("k"), Value: v}
 }
 
-// probeResults returns the results of the probe's calls in the last batch.
+// kept is the number of results the probe keeps for calls: one per call but
+// pokes.
+func kept(calls []call) int {
+	n := 0
+	for _, c := range calls {
+		if c[0] != opPoke {
+			n++
+		}
+	}
+	return n
+}
+
+// probeResults returns the results the probe kept since the instance
+// started: one per call but pokes, across batches.
 func probeResults(tb testing.TB, i *Instance) []int32 {
 	tb.Helper()
 	mem := i.guest.Memory()

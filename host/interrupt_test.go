@@ -2,10 +2,8 @@ package host
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,38 +14,23 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/flowstate/flowstate/abi"
+	"github.com/flowstate/flowstate/conformance"
 	"github.com/flowstate/flowstate/internal/plugintest"
 )
 
-// instrumentCases are modules instrument must rewrite: the host's WAT test
-// guests, the conformance suite's edge cases and a Go SDK guest.
+// instrumentCases are modules instrument must rewrite: the WAT guests the
+// host tests share with the conformance suite, its Go SDK guest and the
+// getput plugin.
 func instrumentCases(t *testing.T) map[string][]byte {
 	t.Helper()
 	mods := map[string][]byte{}
-	wats, _ := filepath.Glob("testdata/*.wat")
+	wats, _ := filepath.Glob("../conformance/testdata/*.wat")
 	for _, w := range wats {
 		name := strings.TrimSuffix(filepath.Base(w), ".wat")
-		mods["host/"+name] = wasmOf(t, name)
+		mods[name] = wasmOf(t, name)
 	}
-	bins, _ := filepath.Glob("../conformance/testdata/wasm/*.wasm")
-	for _, p := range bins {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mods["conformance/"+filepath.Base(p)] = b
-	}
-	gz, err := os.ReadFile("../conformance/testdata/wasm/go.wasm.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if mods["conformance/go.wasm"], err = io.ReadAll(zr); err != nil {
-		t.Fatal(err)
-	}
+	mods[conformance.GoGuestModule] = wasmOf(t, conformance.GoGuestModule)
+	var err error
 	if mods["getput"], err = os.ReadFile(plugintest.Build(t, "host/testdata/getput")); err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +161,7 @@ func TestInterruptDuringGC(t *testing.T) {
 // module wazero compiles must compile after the rewrite.
 func FuzzInstrument(f *testing.F) {
 	for _, name := range []string{"counter", "probe", "init_trap"} {
-		b, err := convertWAT(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		f.Add(wasmOf(f, name))
 	}
 	f.Add(append([]byte{}, wasmHeader...))
 	ctx := context.Background()

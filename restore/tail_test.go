@@ -2,6 +2,7 @@ package restore_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flowstate/flowstate/internal/poll"
 	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
 )
@@ -41,19 +43,15 @@ func startTail(t *testing.T, tl *restore.Tailer, addr, task string, db *state.DB
 // waitNext waits until the store's changelog offset is want, with no lag.
 func (tg *tailing) waitNext(t *testing.T, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, func() error {
 		tg.mu.Lock()
 		i := tg.last
 		tg.mu.Unlock()
-		if i.Next["counts"] == want && i.Lag == 0 {
-			return
+		if i.Next["counts"] != want || i.Lag != 0 {
+			return fmt.Errorf("%s: tail at %v lag %d, want offset %d", i.Task, i.Next, i.Lag, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: tail at %v lag %d, want offset %d", i.Task, i.Next, i.Lag, want)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition
-	}
+		return nil
+	})
 }
 
 func (tg *tailing) stop(t *testing.T) {

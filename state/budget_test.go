@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flowstate/flowstate/internal/field"
+	"github.com/flowstate/flowstate/internal/poll"
 )
 
 func TestBudgetConfig(t *testing.T) {
@@ -158,31 +159,18 @@ func TestBudgetFlushes(t *testing.T) {
 	const limit = dbs * perDB / 2
 	var memtables uint64
 	var files int
-	poll(t, 10*time.Second, func() bool {
+	poll.Until(t, 10*time.Second, func() error {
 		_, memtables = budget.usage()
 		files = 0
 		for _, db := range open {
 			files += len(db.rdb.GetLiveFilesMetaData())
 		}
-		return memtables > 0 && memtables < limit && files > 0
+		if memtables == 0 || memtables >= limit || files == 0 {
+			return fmt.Errorf("memtables %d bytes (want 1 to %d), %d SST files (want some)", memtables, limit-1, files)
+		}
+		return nil
 	})
 	t.Logf("memtables %d bytes, %d SST files after writing %d bytes", memtables, files, dbs*perDB)
-}
-
-// poll calls cond until it returns true, failing the test at the deadline.
-func poll(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("condition not met after %v", timeout)
-		case <-tick.C:
-		}
-	}
 }
 
 // TestBudgetConfigValidateKeys checks that Validate names each bad field by

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowstate/flowstate/internal/plugintest"
+	"github.com/flowstate/flowstate/internal/poll"
 	"github.com/flowstate/flowstate/state"
 )
 
@@ -424,24 +425,18 @@ func startHost(t *testing.T, bin, cfg, log string, flags ...string) *exec.Cmd {
 // waitLog polls log until a line contains s.
 func waitLog(t *testing.T, log, s string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		b, err := os.ReadFile(log)
-		if err == nil && strings.Contains(string(b), s) {
-			return
+	poll.Until(t, time.Minute, func() error {
+		if b, err := os.ReadFile(log); err != nil || !strings.Contains(string(b), s) {
+			return fmt.Errorf("no %q in the host's log:\n%s", s, tail(log))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the host's log after a minute:\n%s", s, tail(log))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // waitCommitted polls until group has committed ends for topic.
 func waitCommitted(t *testing.T, adm *kadm.Client, group, topic string, ends map[int32]int64) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	poll.Until(t, 2*time.Minute, func() error {
 		committed, err := adm.FetchOffsets(t.Context(), group)
 		done := err == nil
 		for p, end := range ends {
@@ -449,14 +444,11 @@ func waitCommitted(t *testing.T, adm *kadm.Client, group, topic string, ends map
 				done = false
 			}
 		}
-		if done {
-			return
+		if !done {
+			return fmt.Errorf("group %s did not commit the input's end (%v)", group, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s did not commit the input's end within 2 minutes (%v)", group, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // readOutputs counts the outputs of each input (partition, offset).

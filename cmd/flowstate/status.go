@@ -12,7 +12,12 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/flowstate/flowstate/cmd/flowstate/internal/observe"
 )
+
+// statusDoc is a process's /status document, as `flowstate status` reads it.
+type statusDoc observe.Status
 
 // statusTimeout bounds one /status request.
 const statusTimeout = 5 * time.Second

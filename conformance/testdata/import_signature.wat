@@ -1,6 +1,7 @@
-;; import_signature imports kv_get with the wrong signature.
+;; import_signature imports kv_get and fd_write with the wrong signatures.
 (module
   (import "flowstate" "kv_get" (func (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32) (result i32)))
   (memory (export "memory") 1)
   (func (export "flowstate_abi_version") (result i32) (i32.const 1))
   (func (export "flowstate_alloc") (param i32) (result i32) (i32.const 1024))

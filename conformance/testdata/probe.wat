@@ -5,9 +5,10 @@
 ;; case can pass a handle the host returned. Each call's i32 result is kept
 ;; at 1024 + 4*n, across batches, until op 20 emits them all to topic
 ;; "probe-results" (key "results", value the results as little-endian i32s)
-;; and starts over. Memory below 900 and from 8192 to 65535 is free for test
-;; data (op 19 writes it); the batch goes at 65536. flowstate_process
-;; returns 0, or what op 15 set.
+;; and starts over; the number kept is at 1020, so that a host's own tests
+;; can read the results from memory. Memory below 900 and from 8192 to 65535
+;; is free for test data (op 19 writes it); the batch goes at 65536.
+;; flowstate_process returns 0, or what op 15 set.
 (module
   (import "flowstate" "store_open" (func $store_open (param i32 i32) (result i32)))
   (import "flowstate" "topic_open" (func $topic_open (param i32 i32) (result i32)))
@@ -104,6 +105,7 @@
                   (else
                     (i32.store (i32.add (i32.const 1024) (i32.shl (global.get $nres) (i32.const 2))) (local.get $r))
                     (global.set $nres (i32.add (global.get $nres) (i32.const 1)))))
+                (i32.store (i32.const 1020) (global.get $nres))
                 (local.set $p (i32.add (local.get $p) (i32.const 32)))
                 (br $c)))))
         ;; headers

@@ -1,4 +1,4 @@
-;; version2 is built for ABI version 2.
+;; version2 is built for ABI version 2, which the host does not support.
 (module
   (memory (export "memory") 1)
   (func (export "flowstate_abi_version") (result i32) (i32.const 2))

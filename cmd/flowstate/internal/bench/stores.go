@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -18,33 +18,23 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/flowstate/flowstate/state"
 )
 
-type benchStoresFlags struct {
-	stores, keys, valueBytes int
-	cacheMB, writeBufferMB   int
-	dir                      string
-	json                     bool
+// StoresConfig configures Stores.
+type StoresConfig struct {
+	Stores        int // task databases to open under one budget
+	Keys          int // keys written to each database
+	ValueBytes    int // bytes per value
+	CacheMB       int // the shared block cache, MiB (rocksdb.block_cache_mb)
+	WriteBufferMB int // all memtables together, MiB (rocksdb.write_buffer_mb)
+	// Dir is the directory for the databases; empty is a temporary one,
+	// removed after.
+	Dir string
 }
 
-func newBenchStoresFlags() (*pflag.FlagSet, *benchStoresFlags) {
-	fs := pflag.NewFlagSet("bench stores", pflag.ContinueOnError)
-	f := &benchStoresFlags{}
-	fs.IntVar(&f.stores, "stores", 100, "task databases to open under one budget")
-	fs.IntVar(&f.keys, "keys", 50_000, "keys written to each database")
-	fs.IntVar(&f.valueBytes, "value-bytes", 100, "bytes per value")
-	fs.IntVar(&f.cacheMB, "block-cache-mb", 64, "the shared block cache, MiB (rocksdb.block_cache_mb)")
-	fs.IntVar(&f.writeBufferMB, "write-buffer-mb", 64, "all memtables together, MiB (rocksdb.write_buffer_mb)")
-	fs.StringVar(&f.dir, "dir", "", "directory for the databases (default: a temporary one, removed after)")
-	fs.BoolVar(&f.json, "json", false, "print one JSON object instead of a table")
-	return fs, f
-}
-
-// storesResult is what `flowstate bench stores` measured.
-type storesResult struct {
+// StoresResult is what `flowstate bench stores` measured.
+type StoresResult struct {
 	Stores        int     `json:"stores"`
 	KeysPerStore  int     `json:"keys_per_store"`
 	DataMB        float64 `json:"data_mb"`         // keys and values written, all stores
@@ -59,64 +49,59 @@ type storesResult struct {
 	Seconds       float64 `json:"seconds"`
 }
 
-// runBenchStores opens --stores task databases under one memory budget,
-// writes --keys keys to each through the write buffer (as tasks do), reads
-// a random sample back, and prints the process's RSS next to the budget:
+// Stores opens cfg.Stores task databases under one memory budget, writes
+// cfg.Keys keys to each through the write buffer (as tasks do), reads a
+// random sample back, and measures the process's RSS next to the budget:
 // with one shared cache and write buffer manager, 100 stores cost the
 // budget plus a fixed overhead per database, not 100 caches.
-func runBenchStores(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newBenchStoresFlags()
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
-	}
-	if f.stores < 1 || f.keys < 1 || f.valueBytes < 0 {
-		return usageError{errors.New("--stores and --keys must be at least 1, --value-bytes at least 0")}
-	}
-	dir := f.dir
+func Stores(ctx context.Context, cfg StoresConfig) (StoresResult, error) {
+	dir := cfg.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "flowstate-bench-stores-")
 		if err != nil {
-			return err
+			return StoresResult{}, err
 		}
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	r, err := benchStores(ctx, f, dir)
-	if err != nil {
-		return err
-	}
-	if f.json {
-		enc := json.NewEncoder(stdout)
+	return benchStores(ctx, cfg, dir)
+}
+
+// WriteStores prints the result of `flowstate bench stores`: a table, or
+// one JSON object.
+func WriteStores(w io.Writer, r StoresResult, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{"bench": "stores", "result": r})
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "stores\tkeys/store\tdata MB\tbudget MB\tcache used MB\tmemtables MB\tRSS before MB\tRSS peak MB\tRSS end MB\tGo heap MB\tseconds\t")
 	fmt.Fprintf(tw, "%d\t%d\t%.0f\t%d\t%.1f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t\n", r.Stores, r.KeysPerStore, r.DataMB, r.BudgetMB,
 		r.CacheMB, r.MemtableMB, r.RSSBeforeMB, r.RSSPeakMB, r.RSSMB, r.GoHeapMB, r.Seconds)
 	return tw.Flush()
 }
 
-func benchStores(ctx context.Context, f *benchStoresFlags, dir string) (storesResult, error) {
+func benchStores(ctx context.Context, cfg StoresConfig, dir string) (StoresResult, error) {
 	start := time.Now()
-	res := storesResult{Stores: f.stores, KeysPerStore: f.keys, BudgetMB: f.cacheMB, WriteBufferMB: f.writeBufferMB}
+	res := StoresResult{Stores: cfg.Stores, KeysPerStore: cfg.Keys, BudgetMB: cfg.CacheMB, WriteBufferMB: cfg.WriteBufferMB}
 	var err error
 	if res.RSSBeforeMB, err = rssMB(); err != nil {
 		return res, err
 	}
-	budget, err := state.NewBudget(state.BudgetConfig{BlockCacheMB: f.cacheMB, WriteBufferMB: f.writeBufferMB})
+	budget, err := state.NewBudget(state.BudgetConfig{BlockCacheMB: cfg.CacheMB, WriteBufferMB: cfg.WriteBufferMB})
 	if err != nil {
 		return res, err
 	}
 	defer budget.Close()
-	dbs := make([]*state.DB, 0, f.stores)
+	dbs := make([]*state.DB, 0, cfg.Stores)
 	defer func() {
 		for _, db := range dbs {
 			db.Close()
 		}
 	}()
 	log := slog.New(slog.DiscardHandler)
-	for i := range f.stores {
+	for i := range cfg.Stores {
 		db, err := state.Open(state.Config{Dir: filepath.Join(dir, "task-"+strconv.Itoa(i)), Stores: []string{"s"}, Budget: budget, Logger: log})
 		if err != nil {
 			return res, err
@@ -128,13 +113,13 @@ func benchStores(ctx context.Context, f *benchStoresFlags, dir string) (storesRe
 			res.RSSPeakMB = mb
 		}
 	}
-	value := make([]byte, f.valueBytes)
+	value := make([]byte, cfg.ValueBytes)
 	key := make([]byte, 0, 16)
 	const commitEvery = 1000
 	// Round-robin over the stores, a commit's worth at a time, as a process
 	// whose tasks all take input does.
-	for done := 0; done < f.keys; done += commitEvery {
-		n := min(commitEvery, f.keys-done)
+	for done := 0; done < cfg.Keys; done += commitEvery {
+		n := min(commitEvery, cfg.Keys-done)
 		for _, db := range dbs {
 			if err := ctx.Err(); err != nil {
 				return res, err
@@ -152,11 +137,11 @@ func benchStores(ctx context.Context, f *benchStoresFlags, dir string) (storesRe
 		}
 		peak()
 	}
-	res.DataMB = float64(f.stores) * float64(f.keys) * float64(8+f.valueBytes) / (1 << 20)
+	res.DataMB = float64(cfg.Stores) * float64(cfg.Keys) * float64(8+cfg.ValueBytes) / (1 << 20)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, db := range dbs {
 		for range 1000 {
-			key = binary.BigEndian.AppendUint64(key[:0], uint64(rng.IntN(f.keys)))
+			key = binary.BigEndian.AppendUint64(key[:0], uint64(rng.IntN(cfg.Keys)))
 			if _, ok, err := db.Get(0, key); err != nil || !ok {
 				return res, fmt.Errorf("read back %x: found %v, %w", key, ok, err)
 			}

@@ -1,25 +1,31 @@
-package main
+package bench_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/flowstate/flowstate/cmd/flowstate/internal/bench"
 )
 
-// TestBenchRestore runs a small `flowstate bench restore --restart` and
+// TestBenchRestore runs a small restore benchmark with a restart and
 // checks its JSON: the full restore replays every key through SST files,
 // the delta restore only the delta, through the batch path.
 func TestBenchRestore(t *testing.T) {
-	var out, errb bytes.Buffer
-	err := runBenchRestore(t.Context(), []string{"--keys", "2000", "--partitions", "2", "--value-bytes", "10", "--restart", "--delta", "30", "--json"}, &out, &errb)
+	cfg := bench.RestoreConfig{Keys: 2000, Partitions: 2, ValueBytes: 10, Parallel: 2, Restart: true, Delta: 30, Brokers: testBroker(t, 2)}
+	results, err := bench.Restore(t.Context(), cfg)
 	if err != nil {
-		t.Fatalf("bench restore: %v\n%s", err, errb.String())
+		t.Fatalf("bench restore: %v", err)
+	}
+	var out bytes.Buffer
+	if err := bench.WriteRestore(&out, cfg, results, true); err != nil {
+		t.Fatal(err)
 	}
 	var got struct {
-		Bench      string          `json:"bench"`
-		Keys       int             `json:"keys"`
-		Partitions int             `json:"partitions"`
-		Results    []restoreResult `json:"results"`
+		Bench      string                `json:"bench"`
+		Keys       int                   `json:"keys"`
+		Partitions int                   `json:"partitions"`
+		Results    []bench.RestoreResult `json:"results"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("%v in %s", err, out.String())
@@ -27,7 +33,7 @@ func TestBenchRestore(t *testing.T) {
 	if got.Bench != "restore" || got.Keys != 2000 || got.Partitions != 2 || len(got.Results) != 2 {
 		t.Fatalf("output = %s", out.String())
 	}
-	want := []restoreResult{
+	want := []bench.RestoreResult{
 		{Restore: "full", Records: 2000, Bytes: 2000 * 26, Path: "sst"},
 		{Restore: "delta", Records: 30, Bytes: 30 * 26, Path: "batch"},
 	}

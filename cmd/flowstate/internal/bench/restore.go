@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,69 +29,28 @@ import (
 // 8 random-looking bytes, hex-encoded.
 const benchKeyBytes = 16
 
-// benchRestoreFlags are the flags of `flowstate bench restore`.
-type benchRestoreFlags struct {
-	keys, valueBytes int
-	partitions       int
-	parallel         int
-	brokers          string
-	restart          bool
-	delta            int
-	fetchMaxBytes    int
-	fetchPartBytes   int
-	sstChunkBytes    int
-	cpuProfile       string
-	logLevel         string
-	json             bool
+// RestoreConfig configures Restore.
+type RestoreConfig struct {
+	Keys       int    // distinct keys in the changelog, one record each
+	ValueBytes int    // bytes of each value
+	Partitions int    // changelog partitions, one store each
+	Parallel   int    // stores restored at once (restore.max_parallel)
+	Brokers    string // host:port of the broker
+	// Restart, after the full restore, closes the stores, appends Delta
+	// keys and restores again.
+	Restart bool
+	Delta   int
+	// FetchMaxBytes, FetchPartitionBytes and SSTChunkBytes are the
+	// restore's settings; 0 is their default, SSTChunkBytes -1 no SST path.
+	FetchMaxBytes       int
+	FetchPartitionBytes int
+	SSTChunkBytes       int
+	CPUProfile          string       // a CPU profile of the restores goes to this file, when set
+	Logger              *slog.Logger // nil discards the logs
 }
 
-func newBenchRestoreFlags() (*pflag.FlagSet, *benchRestoreFlags) {
-	f := &benchRestoreFlags{}
-	fs := pflag.NewFlagSet("bench restore", pflag.ContinueOnError)
-	fs.IntVar(&f.keys, "keys", 1_000_000, "distinct keys in the changelog, one record each")
-	fs.IntVar(&f.valueBytes, "value-bytes", 100, "bytes of each value")
-	fs.IntVar(&f.partitions, "partitions", 8, "changelog partitions, one store each")
-	fs.IntVar(&f.parallel, "parallel", 2, "stores restored at once (restore.max_parallel)")
-	fs.StringVar(&f.brokers, "brokers", "", "`host:port` of a broker to use instead of an embedded one")
-	fs.BoolVar(&f.restart, "restart", false, "after the full restore, close the stores, append --delta keys and restore again")
-	fs.IntVar(&f.delta, "delta", -1, "keys overwritten before the --restart restore (-1: 1% of --keys)")
-	fs.IntVar(&f.fetchMaxBytes, "fetch-max-bytes", 0, "restore fetch size in `bytes` (0: restore.fetch_max_bytes' default)")
-	fs.IntVar(&f.fetchPartBytes, "fetch-max-partition-bytes", 0, "restore fetch size per partition in `bytes` (0: restore's default)")
-	fs.IntVar(&f.sstChunkBytes, "sst-chunk-bytes", 0, "records per ingested SST file, in `bytes` of keys and values (0: the default; -1: no SST path)")
-	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the restores to `file`")
-	fs.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error")
-	fs.BoolVar(&f.json, "json", false, "print one JSON object instead of a table")
-	return fs, f
-}
-
-func (f *benchRestoreFlags) validate() error {
-	var errs []error
-	if f.keys < 1 {
-		errs = append(errs, fmt.Errorf("--keys: %d is not positive", f.keys))
-	}
-	if f.valueBytes < 0 {
-		errs = append(errs, fmt.Errorf("--value-bytes: %d is negative", f.valueBytes))
-	}
-	if f.partitions < 1 {
-		errs = append(errs, fmt.Errorf("--partitions: %d is not positive", f.partitions))
-	}
-	if f.parallel < 1 {
-		errs = append(errs, fmt.Errorf("--parallel: %d is not positive", f.parallel))
-	}
-	if f.delta < -1 || f.delta > f.keys {
-		errs = append(errs, fmt.Errorf("--delta: %d is not between 0 and --keys (%d), or -1", f.delta, f.keys))
-	}
-	if f.fetchMaxBytes < 0 || f.fetchMaxBytes > math.MaxInt32 {
-		errs = append(errs, fmt.Errorf("--fetch-max-bytes: %d is not between 0 and 2 GiB", f.fetchMaxBytes))
-	}
-	if f.fetchPartBytes < 0 || f.fetchPartBytes > math.MaxInt32 {
-		errs = append(errs, fmt.Errorf("--fetch-max-partition-bytes: %d is not between 0 and 2 GiB", f.fetchPartBytes))
-	}
-	return errors.Join(errs...)
-}
-
-// restoreResult is one row of `flowstate bench restore`.
-type restoreResult struct {
+// RestoreResult is one row of `flowstate bench restore`.
+type RestoreResult struct {
 	// Restore is "full" (fresh stores, the whole changelog) or "delta" (the
 	// stores of the full restore, reopened, and the records since).
 	Restore       string  `json:"restore"`
@@ -107,52 +64,33 @@ type restoreResult struct {
 	Path string `json:"path"`
 }
 
-// runBenchRestore measures how fast stores are restored from their
-// changelog: it fills a compacted changelog with one record per key, then
-// restores every partition into a fresh store, as a new instance does, and
-// with --restart the same stores again after a few more records, as a
-// restarted one does. The clock covers restore.Restore alone: its client,
-// offset listing, replay and flush, not opening the stores.
-func runBenchRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, f := newBenchRestoreFlags()
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return err
+// Restore measures how fast stores are restored from their changelog: it
+// fills a compacted changelog with one record per key, then restores every
+// partition into a fresh store, as a new instance does, and with Restart
+// the same stores again after a few more records, as a restarted one does.
+// The clock covers restore.Restore alone: its client, offset listing,
+// replay and flush, not opening the stores.
+func Restore(ctx context.Context, cfg RestoreConfig) ([]RestoreResult, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := f.validate(); err != nil {
-		return usageError{err}
-	}
-	level, err := parseLevel(f.logLevel)
-	if err != nil {
-		return usageError{fmt.Errorf("--log-level: %w", err)}
-	}
-	if f.delta == -1 {
-		f.delta = max(f.keys/100, 1)
-	}
-	log := newLogger(stderr, level)
-	brokers := f.brokers
-	if brokers == "" {
-		c, addr, err := startBroker(brokerConfig{Partitions: f.partitions, Logger: log})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		brokers = addr
-	}
-	b := &restoreBench{f: f, brokers: brokers, log: log,
+	b := &restoreBench{cfg: cfg, brokers: cfg.Brokers, log: cfg.Logger,
 		topic: "bench-restore-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-changelog"}
-	results, err := b.run(ctx)
-	if err != nil {
-		return err
-	}
-	if f.json {
-		enc := json.NewEncoder(stdout)
+	return b.run(ctx)
+}
+
+// WriteRestore prints the results of `flowstate bench restore` run with
+// cfg: a table, or one JSON object.
+func WriteRestore(w io.Writer, cfg RestoreConfig, results []RestoreResult, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
-			"bench": "restore", "keys": f.keys, "value_bytes": f.valueBytes,
-			"partitions": f.partitions, "parallel": f.parallel, "results": results,
+			"bench": "restore", "keys": cfg.Keys, "value_bytes": cfg.ValueBytes,
+			"partitions": cfg.Partitions, "parallel": cfg.Parallel, "results": results,
 		})
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "restore\trecords\tbytes\tseconds\trecords/s\tMB/s\tpath\t")
 	for _, r := range results {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.3f\t%.0f\t%.1f\t%s\t\n", r.Restore, r.Records, r.Bytes, r.Seconds, r.RecordsPerSec, r.MBPerSec, r.Path)
@@ -162,14 +100,14 @@ func runBenchRestore(ctx context.Context, args []string, stdout, stderr io.Write
 
 // restoreBench is one run of `flowstate bench restore`.
 type restoreBench struct {
-	f       *benchRestoreFlags
+	cfg     RestoreConfig
 	brokers string
 	topic   string
 	log     *slog.Logger
 	dir     string // one store directory per partition below it
 }
 
-func (b *restoreBench) run(ctx context.Context) ([]restoreResult, error) {
+func (b *restoreBench) run(ctx context.Context) ([]RestoreResult, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(b.brokers),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -189,7 +127,7 @@ func (b *restoreBench) run(ctx context.Context) ([]restoreResult, error) {
 	}
 	defer cl.Close()
 	compact := "compact"
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(b.f.partitions), -1, map[string]*string{"cleanup.policy": &compact}, b.topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, int32(b.cfg.Partitions), -1, map[string]*string{"cleanup.policy": &compact}, b.topic)
 	if err == nil {
 		err = resp.Err
 	}
@@ -202,11 +140,11 @@ func (b *restoreBench) run(ctx context.Context) ([]restoreResult, error) {
 	}
 	defer os.RemoveAll(b.dir)
 
-	if err := b.produce(ctx, cl, 0, b.f.keys); err != nil {
+	if err := b.produce(ctx, cl, 0, b.cfg.Keys); err != nil {
 		return nil, err
 	}
-	if b.f.cpuProfile != "" {
-		pf, err := os.Create(b.f.cpuProfile)
+	if b.cfg.CPUProfile != "" {
+		pf, err := os.Create(b.cfg.CPUProfile)
 		if err != nil {
 			return nil, fmt.Errorf("--cpu-profile: %w", err)
 		}
@@ -216,20 +154,20 @@ func (b *restoreBench) run(ctx context.Context) ([]restoreResult, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	full, err := b.restore(ctx, "full", b.f.keys)
+	full, err := b.restore(ctx, "full", b.cfg.Keys)
 	if err != nil {
 		return nil, err
 	}
-	results := []restoreResult{full}
-	if !b.f.restart {
+	results := []RestoreResult{full}
+	if !b.cfg.Restart {
 		return results, nil
 	}
 	// New values for keys of every partition: a restarted instance's
 	// stores are that far behind their changelogs.
-	if err := b.produce(ctx, cl, 1, b.f.delta); err != nil {
+	if err := b.produce(ctx, cl, 1, b.cfg.Delta); err != nil {
 		return nil, err
 	}
-	delta, err := b.restore(ctx, "delta", b.f.delta)
+	delta, err := b.restore(ctx, "delta", b.cfg.Delta)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +194,7 @@ func benchKey(i int) []byte {
 // partition feeds the client, so partitions fill concurrently.
 func (b *restoreBench) produce(ctx context.Context, cl *kgo.Client, seed uint64, n int) error {
 	start := time.Now()
-	parts := b.f.partitions
+	parts := b.cfg.Partitions
 	var mu sync.Mutex
 	var perr error
 	done := func(_ *kgo.Record, err error) {
@@ -274,12 +212,12 @@ func (b *restoreBench) produce(ctx context.Context, cl *kgo.Client, seed uint64,
 			rng := rand.New(rand.NewPCG(seed, uint64(p)))
 			var slab []byte // values are cut from it; each record keeps its piece
 			for i := p; i < n; i += parts {
-				if len(slab) < b.f.valueBytes {
-					slab = make([]byte, max(b.f.valueBytes*4096, 1))
+				if len(slab) < b.cfg.ValueBytes {
+					slab = make([]byte, max(b.cfg.ValueBytes*4096, 1))
 					fillRandom(rng, slab)
 				}
-				v := slab[:b.f.valueBytes:b.f.valueBytes]
-				slab = slab[b.f.valueBytes:]
+				v := slab[:b.cfg.ValueBytes:b.cfg.ValueBytes]
+				slab = slab[b.cfg.ValueBytes:]
 				cl.Produce(ctx, &kgo.Record{Topic: b.topic, Partition: int32(p), Key: benchKey(i), Value: v}, done)
 			}
 		})
@@ -306,15 +244,15 @@ func fillRandom(rng *rand.Rand, p []byte) {
 }
 
 // restore opens a store per partition (anew for "full", again for
-// "delta"), restores them all, at most --parallel at a time, and closes
+// "delta"), restores them all, at most Parallel at a time, and closes
 // them cleanly. want is the number of records the restore must replay.
-func (b *restoreBench) restore(ctx context.Context, name string, want int) (restoreResult, error) {
+func (b *restoreBench) restore(ctx context.Context, name string, want int) (RestoreResult, error) {
 	budget, err := state.NewBudget(state.BudgetConfig{})
 	if err != nil {
-		return restoreResult{}, err
+		return RestoreResult{}, err
 	}
 	defer budget.Close()
-	dbs := make([]*state.DB, b.f.partitions)
+	dbs := make([]*state.DB, b.cfg.Partitions)
 	defer func() {
 		for _, db := range dbs {
 			if db != nil {
@@ -327,11 +265,11 @@ func (b *restoreBench) restore(ctx context.Context, name string, want int) (rest
 			Dir: filepath.Join(b.dir, strconv.Itoa(p)), Stores: []string{"store"}, Budget: budget, Logger: b.log,
 		})
 		if err != nil {
-			return restoreResult{}, err
+			return RestoreResult{}, err
 		}
 	}
 	// The engine's restore turns: a task replays once it holds one.
-	turns := make(chan struct{}, b.f.parallel)
+	turns := make(chan struct{}, b.cfg.Parallel)
 	acquire := func(ctx context.Context) (func(), error) {
 		select {
 		case turns <- struct{}{}:
@@ -340,17 +278,17 @@ func (b *restoreBench) restore(ctx context.Context, name string, want int) (rest
 			return nil, ctx.Err()
 		}
 	}
-	results := make([]restore.Result, b.f.partitions)
-	errs := make([]error, b.f.partitions)
+	results := make([]restore.Result, b.cfg.Partitions)
+	errs := make([]error, b.cfg.Partitions)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for p := range dbs {
 		wg.Go(func() {
 			results[p], errs[p] = restore.Restore(ctx, restore.Config{
 				Brokers:                []string{b.brokers},
-				FetchMaxBytes:          int32(b.f.fetchMaxBytes),
-				FetchMaxPartitionBytes: int32(b.f.fetchPartBytes),
-				SSTChunkBytes:          b.f.sstChunkBytes,
+				FetchMaxBytes:          int32(b.cfg.FetchMaxBytes),
+				FetchMaxPartitionBytes: int32(b.cfg.FetchPartitionBytes),
+				SSTChunkBytes:          b.cfg.SSTChunkBytes,
 				Task:                   "bench/" + strconv.Itoa(p),
 				Logger:                 b.log,
 				ProgressInterval:       -1,
@@ -361,9 +299,9 @@ func (b *restoreBench) restore(ctx context.Context, name string, want int) (rest
 	wg.Wait()
 	took := time.Since(start)
 	if err := errors.Join(errs...); err != nil {
-		return restoreResult{}, fmt.Errorf("%s restore: %w", name, err)
+		return RestoreResult{}, fmt.Errorf("%s restore: %w", name, err)
 	}
-	r := restoreResult{Restore: name, Seconds: took.Seconds()}
+	r := RestoreResult{Restore: name, Seconds: took.Seconds()}
 	for _, res := range results {
 		r.Records += res.Records
 		switch p := string(res.Paths[b.topic]); {
@@ -375,9 +313,9 @@ func (b *restoreBench) restore(ctx context.Context, name string, want int) (rest
 		}
 	}
 	if r.Records != int64(want) {
-		return restoreResult{}, fmt.Errorf("%s restore replayed %d records, want %d", name, r.Records, want)
+		return RestoreResult{}, fmt.Errorf("%s restore replayed %d records, want %d", name, r.Records, want)
 	}
-	r.Bytes = r.Records * int64(benchKeyBytes+b.f.valueBytes)
+	r.Bytes = r.Records * int64(benchKeyBytes+b.cfg.ValueBytes)
 	r.RecordsPerSec = float64(r.Records) / took.Seconds()
 	r.MBPerSec = float64(r.Bytes) / 1e6 / took.Seconds()
 	return r, nil

@@ -1,4 +1,4 @@
-package main
+package observe
 
 import (
 	"context"
@@ -11,32 +11,24 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/flowstate/flowstate/cmd/flowstate/internal/config"
 	"github.com/flowstate/flowstate/engine"
-	"github.com/flowstate/flowstate/restore"
 )
 
-// The process's HTTP endpoint (http_addr): /metrics in the Prometheus text
-// format, mapped from engine.Metrics, and /status, the same snapshot as
-// JSON for `flowstate status`. This file is the one exporter of the binary:
-// packages expose snapshots, only cmd/ names metrics.
-
-// statusDoc is the JSON of /status.
-type statusDoc struct {
+// Status is the JSON of /status.
+type Status struct {
 	ApplicationID string       `json:"application_id"`
 	InstanceID    string       `json:"instance_id,omitempty"`
 	MemberID      string       `json:"member_id"`
 	Generation    int32        `json:"generation"` // -1 before the process joined its group
 	Version       string       `json:"version"`
-	Tasks         []taskStatus `json:"tasks"`
+	Tasks         []TaskStatus `json:"tasks"`
 }
 
-// taskStatus is one task in /status. Durations are in seconds; -1 is
+// TaskStatus is one task in /status. Durations are in seconds; -1 is
 // unknown.
-type taskStatus struct {
+type TaskStatus struct {
 	Task      string  `json:"task"`
 	Pipeline  string  `json:"pipeline"`
 	Partition int32   `json:"partition"`
@@ -51,15 +43,17 @@ type taskStatus struct {
 	Took      float64 `json:"restore_seconds"`
 }
 
-func newStatusDoc(cfg engine.Config, m engine.Metrics) statusDoc {
-	doc := statusDoc{ApplicationID: cfg.ApplicationID, InstanceID: cfg.InstanceID, MemberID: m.MemberID, Generation: m.Generation,
-		Version: version, Tasks: []taskStatus{}}
+// NewStatus returns the /status document of a process running cfg, of
+// flowstate version, from its engine's metrics m.
+func NewStatus(cfg engine.Config, version string, m engine.Metrics) Status {
+	doc := Status{ApplicationID: cfg.ApplicationID, InstanceID: cfg.InstanceID, MemberID: m.MemberID, Generation: m.Generation,
+		Version: version, Tasks: []TaskStatus{}}
 	for _, t := range m.Tasks {
 		eta := -1.0
 		if t.Restore.ETA >= 0 {
 			eta = t.Restore.ETA.Seconds()
 		}
-		doc.Tasks = append(doc.Tasks, taskStatus{
+		doc.Tasks = append(doc.Tasks, TaskStatus{
 			Task: t.Task, Pipeline: t.Pipeline, Partition: t.Partition, Role: t.Role, Lag: t.Lag,
 			State: t.State.String(), Waiting: t.Restore.Waiting,
 			Restored: t.Restore.Restored, Remaining: t.Restore.Remaining,
@@ -99,9 +93,9 @@ var taskStates = []engine.TaskState{engine.Created, engine.Restoring, engine.Run
 // taskRoles are the roles flowstate_tasks reports.
 var taskRoles = []string{engine.RoleActive, engine.RoleStandby, engine.RoleWarmup}
 
-// writeMetrics writes m in the Prometheus text exposition format. Labels
+// WriteMetrics writes m in the Prometheus text exposition format. Labels
 // are pipelines and states only: never partitions, keys or offsets.
-func writeMetrics(w io.Writer, m engine.Metrics) error {
+func WriteMetrics(w io.Writer, m engine.Metrics) error {
 	var b strings.Builder
 	for _, d := range restoreMetrics {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", d.name, d.help, d.name, d.kind)
@@ -153,15 +147,16 @@ var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 // quoteLabel quotes a label value as the text format wants.
 func quoteLabel(s string) string { return `"` + labelEscaper.Replace(s) + `"` }
 
-// httpServer is the running endpoint.
-type httpServer struct {
+// Server is the running endpoint.
+type Server struct {
 	addr string // as bound: the port is known also when 0 was asked for
 	srv  *http.Server
 	done chan error
 }
 
-// startHTTP serves /metrics and /status of e on addr until stop.
-func startHTTP(addr string, cfg engine.Config, e *engine.Engine, log *slog.Logger) (*httpServer, error) {
+// Start serves /metrics and /status of e, which runs cfg, on addr until
+// Stop. version goes into /status.
+func Start(addr string, cfg engine.Config, version string, e *engine.Engine, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http_addr: %w", err)
@@ -169,15 +164,15 @@ func startHTTP(addr string, cfg engine.Config, e *engine.Engine, log *slog.Logge
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_ = writeMetrics(w, e.Metrics())
+		_ = WriteMetrics(w, e.Metrics())
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(newStatusDoc(cfg, e.Metrics()))
+		_ = enc.Encode(NewStatus(cfg, version, e.Metrics()))
 	})
-	s := &httpServer{
+	s := &Server{
 		addr: ln.Addr().String(),
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
 		done: make(chan error, 1),
@@ -193,67 +188,14 @@ func startHTTP(addr string, cfg engine.Config, e *engine.Engine, log *slog.Logge
 	return s, nil
 }
 
-// stop closes the server and waits for it.
-func (s *httpServer) stop() error {
+// Addr is the address the server listens on, with the port it bound when
+// addr asked for port 0.
+func (s *Server) Addr() string { return s.addr }
+
+// Stop closes the server and waits for it.
+func (s *Server) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)
 	return errors.Join(err, <-s.done)
-}
-
-// watch is what `run` and `dev` show of the engine besides its log: the
-// HTTP endpoint when http_addr is set, and restore progress bars when
-// stdout is a terminal.
-type watch struct {
-	cfg  *config.Config
-	bars *restoreBars
-	http *httpServer
-
-	once    sync.Once
-	stopErr error
-}
-
-// newWatch returns the watch for cfg and the logger the command uses. With
-// bars on a terminal shared with the log, the log prints above the bars and
-// the periodic progress lines, which the bars replace, are turned off.
-func newWatch(cfg *config.Config, stdout, stderr io.Writer) (*watch, *slog.Logger) {
-	w := &watch{cfg: cfg}
-	logOut := stderr
-	if isTerminal(stdout) {
-		w.bars = newRestoreBars(stdout)
-		if isTerminal(stderr) {
-			logOut = w.bars.logWriter(stderr)
-			cfg.Engine.Restore.ProgressInterval = -1
-		}
-	}
-	return w, newLogger(logOut, cfg.LogLevel)
-}
-
-// start attaches the watch to e, before e runs.
-func (w *watch) start(e *engine.Engine, log *slog.Logger) error {
-	if w.bars != nil {
-		e.SetListener(engine.Listener{Restore: w.bars.listener(restore.Listener{})})
-	}
-	if w.cfg.HTTPAddr != "" {
-		s, err := startHTTP(w.cfg.HTTPAddr, w.cfg.Engine, e, log)
-		if err != nil {
-			return err
-		}
-		w.http = s
-	}
-	return nil
-}
-
-// stop ends what newWatch and start began, after the engine has stopped.
-// Only the first call does anything.
-func (w *watch) stop() error {
-	w.once.Do(func() {
-		if w.http != nil {
-			w.stopErr = w.http.stop()
-		}
-		if w.bars != nil {
-			w.bars.close()
-		}
-	})
-	return w.stopErr
 }

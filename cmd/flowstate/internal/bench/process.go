@@ -1,0 +1,230 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flowstate/flowstate/engine"
+)
+
+// ProcessConfig configures one run of Process.
+type ProcessConfig struct {
+	Guarantee  engine.Guarantee
+	Records    int    // input records
+	Keys       int    // distinct keys
+	Partitions int    // input partitions
+	Brokers    string // host:port of the broker
+	Module     string // the count-by-key module (plugins/counter)
+	// CommitInterval is the engine's commit interval; 0 is the default of
+	// the guarantee.
+	CommitInterval time.Duration
+	// CPUProfile, when set, is the file of a CPU profile of the measured
+	// part, with the guarantee's name inserted before the extension.
+	CPUProfile string
+	Logger     *slog.Logger // nil discards the logs
+}
+
+// ProcessResult is one row of `flowstate bench process`.
+type ProcessResult struct {
+	Guarantee      string  `json:"guarantee"`
+	Records        int     `json:"records"`
+	Partitions     int     `json:"partitions"`
+	CommitInterval string  `json:"commit_interval"`
+	Seconds        float64 `json:"seconds"`
+	RecordsPerSec  float64 `json:"records_per_second"`
+}
+
+// WriteProcess prints the results of `flowstate bench process`: a table,
+// or one JSON object.
+func WriteProcess(w io.Writer, results []ProcessResult, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"bench": "process", "results": results})
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "guarantee\trecords\tpartitions\tcommit interval\tseconds\trecords/s\t")
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.2f\t%.0f\t\n", r.Guarantee, r.Records, r.Partitions, r.CommitInterval, r.Seconds, r.RecordsPerSec)
+	}
+	return tw.Flush()
+}
+
+// Process measures records per second through a count-by-key processor
+// under one guarantee: the input is produced first, then the clock runs
+// from the moment every task is RUNNING until the group has committed the
+// input's end.
+func Process(ctx context.Context, cfg ProcessConfig) (ProcessResult, error) {
+	g, brokers := cfg.Guarantee, cfg.Brokers
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	app := "bench-" + string(g) + "-" + run
+	in, out := app+"-in", "counts-out"
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(1<<20))
+	if err != nil {
+		return ProcessResult{}, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resps, err := adm.CreateTopics(ctx, int32(cfg.Partitions), -1, nil, in, out)
+	if err != nil {
+		return ProcessResult{}, fmt.Errorf("create topics: %w", err)
+	}
+	for _, r := range resps {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			return ProcessResult{}, fmt.Errorf("create topic %s: %w", r.Topic, r.Err)
+		}
+	}
+	var perr error
+	var mu sync.Mutex
+	for i := range cfg.Records {
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, uint64(i))
+		cl.Produce(ctx, &kgo.Record{Topic: in, Key: []byte("k" + strconv.Itoa(i%cfg.Keys)), Value: v}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				perr = err
+				mu.Unlock()
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return ProcessResult{}, err
+	}
+	if perr != nil {
+		return ProcessResult{}, fmt.Errorf("produce input: %w", perr)
+	}
+	ends, err := adm.ListEndOffsets(ctx, in)
+	if err != nil {
+		return ProcessResult{}, err
+	}
+
+	dir, err := os.MkdirTemp("", "flowstate-bench-")
+	if err != nil {
+		return ProcessResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	e, err := engine.New(engine.Config{
+		ApplicationID:  app,
+		Brokers:        []string{brokers},
+		StateDir:       dir,
+		CommitInterval: cfg.CommitInterval,
+		Guarantee:      g,
+		Logger:         cfg.Logger,
+		Pipelines: []engine.Pipeline{{
+			Name: "counter", Module: cfg.Module,
+			Inputs: []string{in}, Outputs: []string{out}, Stores: []string{"counts"},
+		}},
+	})
+	if err != nil {
+		return ProcessResult{}, err
+	}
+	running := make(chan struct{})
+	var once sync.Once
+	var nRunning int
+	e.SetListener(engine.Listener{TaskState: func(_ string, s engine.TaskState) {
+		if s != engine.Running {
+			return
+		}
+		mu.Lock()
+		nRunning++
+		if nRunning == cfg.Partitions {
+			once.Do(func() { close(running) })
+		}
+		mu.Unlock()
+	}})
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- e.Run(runCtx) }()
+
+	var begin time.Time
+	select {
+	case <-running:
+		begin = time.Now()
+		if cfg.CPUProfile != "" {
+			stop, err := startCPUProfile(cfg.CPUProfile, string(g))
+			if err != nil {
+				return ProcessResult{}, err
+			}
+			defer stop()
+		}
+	case err := <-errc:
+		return ProcessResult{}, fmt.Errorf("engine stopped: %w", err)
+	case <-ctx.Done():
+		return ProcessResult{}, ctx.Err()
+	}
+	for {
+		committed, err := adm.FetchOffsets(ctx, app)
+		done := err == nil
+		ends.Each(func(o kadm.ListedOffset) {
+			if c, ok := committed.Lookup(in, o.Partition); !ok || c.At < o.Offset {
+				done = false
+			}
+		})
+		if done {
+			break
+		}
+		select {
+		case err := <-errc:
+			return ProcessResult{}, fmt.Errorf("engine stopped: %w", err)
+		case <-ctx.Done():
+			return ProcessResult{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	took := time.Since(begin)
+	cancel()
+	if err := <-errc; err != nil {
+		return ProcessResult{}, err
+	}
+	ci := cfg.CommitInterval
+	if ci == 0 {
+		c := engine.Config{Guarantee: g}
+		c.EnsureDefaults()
+		ci = c.CommitInterval
+	}
+	return ProcessResult{
+		Guarantee: string(g), Records: cfg.Records, Partitions: cfg.Partitions, CommitInterval: ci.String(),
+		Seconds: took.Seconds(), RecordsPerSec: float64(cfg.Records) / took.Seconds(),
+	}, nil
+}
+
+// startCPUProfile writes a CPU profile to path with tag inserted before its
+// extension (cpu.out -> cpu.exactly_once.out) until the returned stop.
+func startCPUProfile(path, tag string) (stop func(), err error) {
+	ext := filepath.Ext(path)
+	path = strings.TrimSuffix(path, ext) + "." + tag + ext
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}

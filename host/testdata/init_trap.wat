@@ -1,7 +1,0 @@
-;; init_trap fails in _initialize.
-(module
-  (memory (export "memory") 1)
-  (func (export "_initialize") (unreachable))
-  (func (export "flowstate_abi_version") (result i32) (i32.const 1))
-  (func (export "flowstate_alloc") (param i32) (result i32) (i32.const 1024))
-  (func (export "flowstate_process") (param i32 i32) (result i32) (i32.const 0)))

@@ -1,6 +1,0 @@
-;; no_memory has a memory but does not export it.
-(module
-  (memory 1)
-  (func (export "flowstate_abi_version") (result i32) (i32.const 1))
-  (func (export "flowstate_alloc") (param i32) (result i32) (i32.const 1024))
-  (func (export "flowstate_process") (param i32 i32) (result i32) (i32.const 0)))
