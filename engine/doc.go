@@ -3,7 +3,8 @@
 // task's stores, feeds it batches, and drives its commits.
 //
 // The processes of an application share its input partitions through the
-// group balancer of balancer.go: the partitions of one task always go to one
+// group balancer of balancer.go, a kgo adapter over the pure assignment of
+// internal/assign: the partitions of one task always go to one
 // process, a task stays where it runs, and one that must move goes to the
 // process whose copy of its stores is the most caught up, the tasks of the
 // group balanced to within one per process. Copies are kept up to date on
