@@ -13,7 +13,6 @@ import (
 
 	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
-	"github.com/flowstate/flowstate/state/changelog"
 )
 
 // TaskState is where a task is in its life.
@@ -83,19 +82,17 @@ type replica struct {
 	name string
 	log  *slog.Logger
 
-	state    atomic.Int32
-	stopping atomic.Bool
-	cancel   context.CancelFunc // ends the context of the replica's goroutine
-	done     chan struct{}      // closed when the goroutine has ended
-	rs       restoreStatus      // for Metrics
+	state  atomic.Int32
+	cancel context.CancelFunc // ends the context of the replica's goroutine
+	done   chan struct{}      // closed when the goroutine has ended
+	rs     restoreStatus      // for Metrics
 
 	durMu sync.Mutex
 	// changelogs is the next changelog offset per store as of the last
 	// local commit, restore or applied tail batch.
 	changelogs map[string]int64
 
-	db        *state.DB
-	changelog changelog.Log
+	db *state.DB
 }
 
 func newReplica(env *taskEnv, pl *pipeline, partition int32, log *slog.Logger) *replica {
@@ -108,7 +105,6 @@ func newReplica(env *taskEnv, pl *pipeline, partition int32, log *slog.Logger) *
 		log:        log,
 		done:       make(chan struct{}),
 		changelogs: map[string]int64{},
-		changelog:  changelog.Log{Stores: pl.cfg.Stores, Topics: pl.changelogs, Partition: partition},
 	}
 }
 

@@ -120,8 +120,6 @@ func restoreConfig(env *taskEnv, r *replica, standby bool) restore.Config {
 	return c
 }
 
-func (t *task) restoreConfig() restore.Config { return restoreConfig(t.env, t.replica, false) }
-
 // acquireTurn waits for one of the engine's MaxParallel restore turns
 // (turns.go).
 func acquireTurn(ctx context.Context, turns *turnPool, r *replica, standby bool) (release func(), err error) {

@@ -160,7 +160,6 @@ func (e *Engine) reconcileStandbysLocked() {
 
 // stopStandbyLocked tells s, the standby of k, to stop. e.sb.mu is held.
 func (e *Engine) stopStandbyLocked(k taskKey, s *standby) {
-	s.stopping.Store(true)
 	s.cancel()
 	delete(e.sb.running, k)
 	e.sb.closing[k] = s.done

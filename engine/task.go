@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,6 +15,7 @@ import (
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
+	"github.com/flowstate/flowstate/state/changelog"
 )
 
 // forceCommitBytes is the write-buffer size at which a task commits before
@@ -28,11 +30,17 @@ const forceCommitBytes = 64 << 20
 type task struct {
 	*replica
 
-	in   inbox
-	ctl  chan stopReq
-	txn  chan txnReq // exactly-once commit phases, from the engine
-	err  error       // set before done closes
+	in  inbox
+	ctl chan stopReq
+	txn chan txnReq // exactly-once commit phases, from the engine
+	// stopping is set once the task is told to stop: a restore or a
+	// backlog in progress gives up.
+	stopping atomic.Bool
+	// prev is the closing standby of the same task, or nil: the store is
+	// opened once it has closed.
 	prev <-chan struct{}
+	// changelog is where the task's commits write its stores' changes.
+	changelog changelog.Log
 	// opened is closed once the store is open (or failed to open) and
 	// storedInput is set; adjustOffsets waits for it.
 	opened chan struct{}
@@ -75,6 +83,7 @@ func newTask(env *taskEnv, pl *pipeline, partition int32, prev <-chan struct{}) 
 	log := env.cfg.Logger.With("pipeline", pl.cfg.Name, "partition", partition)
 	t := &task{
 		replica:        newReplica(env, pl, partition, log),
+		changelog:      changelog.Log{Stores: pl.cfg.Stores, Topics: pl.changelogs, Partition: partition},
 		in:             newInbox(),
 		ctl:            make(chan stopReq),
 		txn:            make(chan txnReq),
@@ -228,7 +237,6 @@ func (t *task) fail(ctx context.Context, err error) error {
 
 func (t *task) failed(err error) error {
 	t.setState(Failed)
-	t.err = err
 	return err
 }
 
@@ -259,7 +267,7 @@ func (t *task) start(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	res, err := restore.Restore(ctx, t.restoreConfig(), t.db, t.changelogLogs())
+	res, err := restore.Restore(ctx, restoreConfig(t.env, t.replica, false), t.db, t.changelogLogs())
 	if err != nil {
 		return err
 	}

@@ -90,9 +90,8 @@ func newBenchProcessFlags() (*pflag.FlagSet, *benchProcessFlags) {
 // names one.
 func runBenchProcess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, f := newBenchProcessFlags()
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
 	}
 	if _, err := os.Stat(f.module); err != nil {
 		return fmt.Errorf("--module: %w (run make plugins)", err)
