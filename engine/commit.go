@@ -137,8 +137,13 @@ func (t *task) store(p prepared) error {
 
 // discard drops what the task did since its last commit (an aborted
 // transaction): the write buffer, and the input position, which goes back
-// to the offsets its store holds.
+// to the offsets its store holds. The session rewinds the consumer to the
+// committed offsets, so what the inbox holds comes again: it is dropped
+// too, or its records would be processed after a gap.
 func (t *task) discard() {
+	if t.in.drop() {
+		t.env.pause.resume(t, pauseFull)
+	}
 	t.db.Discard()
 	t.since = CommitInfo{}
 	t.processed = t.durableOffsets()

@@ -75,6 +75,16 @@ func (b *inbox) take() (recs []*kgo.Record, resume bool) {
 	return recs, resume
 }
 
+// drop empties the inbox and reports whether the task's partitions should
+// be resumed now.
+func (b *inbox) drop() (resume bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.q, b.n = nil, 0
+	resume, b.paused = b.paused, false
+	return resume
+}
+
 func recordBytes(recs []*kgo.Record) int {
 	n := 0
 	for _, r := range recs {

@@ -107,3 +107,24 @@ func TestInboxHammer(t *testing.T) {
 		t.Fatalf("%d pauses asked, %d resumes", pauses, resumes)
 	}
 }
+
+// TestInboxDrop empties a paused inbox, as an aborted transaction does: no
+// record is left and the pause is lifted once.
+func TestInboxDrop(t *testing.T) {
+	b := newInbox()
+	big := []*kgo.Record{{Value: make([]byte, inboxHigh)}}
+	small := []*kgo.Record{{Offset: 1, Value: []byte("v")}}
+	if !b.push(big) {
+		t.Fatal("a fetch of inboxHigh bytes asked for no pause")
+	}
+	b.push(small)
+	if !b.drop() {
+		t.Fatal("drop of a paused inbox asked for no resume")
+	}
+	if recs, resume := b.take(); recs != nil || resume {
+		t.Fatalf("after drop: %d records, resume %v", len(recs), resume)
+	}
+	if b.drop() {
+		t.Fatal("a second drop asked for a resume again")
+	}
+}

@@ -52,11 +52,6 @@ func (t *task) transact(ctx context.Context, req txnReq) error {
 		err = t.store(t.prepared)
 		t.prepared = prepared{}
 	case txnAborted:
-		// The session rewinds the consumer to the committed offsets, so
-		// what the inbox holds comes again.
-		if _, resume := t.in.take(); resume {
-			t.env.pause.resume(t, pauseFull)
-		}
 		t.discard()
 		t.prepared = prepared{}
 	}
