@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/flowstate/flowstate/cmd/flowstate/internal/bench"
+	"github.com/flowstate/flowstate/cmd/flowstate/internal/config"
 	"github.com/flowstate/flowstate/engine"
 )
 
@@ -195,7 +196,7 @@ func runBenchRestore(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := f.validate(); err != nil {
 		return usageError{err}
 	}
-	level, err := parseLevel(f.logLevel)
+	level, err := config.ParseLevel(f.logLevel)
 	if err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/flowstate/flowstate/cmd/flowstate/internal/config"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -96,7 +97,7 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	level, err := parseLevel(f.logLevel)
+	level, err := config.ParseLevel(f.logLevel)
 	if err != nil {
 		return usageError{err}
 	}

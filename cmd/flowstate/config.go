@@ -1,8 +1,6 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/spf13/pflag"
 
 	"github.com/flowstate/flowstate/cmd/flowstate/internal/config"
@@ -36,6 +34,3 @@ func addConfigFlags(fs *pflag.FlagSet) *string {
 func loadConfig(path string, fs *pflag.FlagSet, dev bool) (*config.Config, error) {
 	return config.Load(config.Source{Path: path, Flags: fs, FlagKeys: flagKeys, Dev: dev})
 }
-
-// parseLevel parses a --log-level or log_level; empty is info.
-func parseLevel(s string) (slog.Level, error) { return config.ParseLevel(s) }
