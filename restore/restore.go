@@ -100,6 +100,7 @@ type BatchInfo struct {
 	Task      string
 	Topic     string
 	Records   int   // records in this batch
+	Bytes     int64 // their keys' and values' bytes
 	Restored  int64 // records so far, all changelogs
 	Remaining int64 // offsets left, all changelogs
 	Rate      float64
@@ -435,7 +436,7 @@ func replay(ctx context.Context, cfg Config, db *state.DB, cl *kgo.Client, plans
 	left := len(plans)
 	var changes []state.Change
 	// applied records that the records of p up to next are in the store.
-	applied := func(p *plan, records int, next int64) {
+	applied := func(p *plan, records int, bytes int64, next int64) {
 		remaining -= next - p.applied
 		p.applied = next
 		res.Records += int64(records)
@@ -444,20 +445,20 @@ func replay(ctx context.Context, cfg Config, db *state.DB, cl *kgo.Client, plans
 		}
 		if cfg.Listener.Batch != nil {
 			cfg.Listener.Batch(BatchInfo{
-				Task: cfg.Task, Topic: p.log.Topic, Records: records, Restored: res.Records,
+				Task: cfg.Task, Topic: p.log.Topic, Records: records, Bytes: bytes, Restored: res.Records,
 				Remaining: remaining, Rate: float64(res.Records) / time.Since(begin).Seconds(),
 			})
 		}
 	}
 	// ingest writes p's chunk, which ends before offset next, to its store.
 	ingest := func(p *plan, next int64) error {
-		n := len(p.chunk)
+		n, bytes := len(p.chunk), int64(p.chunkBytes)
 		if err := db.IngestChangelog(p.log.Store, p.chunk, next); err != nil {
 			return fmt.Errorf("ingest %s: %w", p.log.Topic, err)
 		}
 		clear(p.chunk) // let the fetched records' memory go
 		p.chunk, p.chunkBytes = p.chunk[:0], 0
-		applied(p, n, next)
+		applied(p, n, bytes, next)
 		cfg.CrashPoints.Hit("restore.sst-chunk") // test-only: a chunk and its offset are in, the next chunk is not
 		return nil
 	}
@@ -495,7 +496,11 @@ func replay(ctx context.Context, cfg Config, db *state.DB, cl *kgo.Client, plans
 				return
 			}
 			p.next = next
-			applied(p, len(changes), next)
+			var bytes int64
+			for _, c := range changes {
+				bytes += int64(len(c.Key) + len(c.Value))
+			}
+			applied(p, len(changes), bytes, next)
 		})
 		if aerr != nil {
 			return res, aerr

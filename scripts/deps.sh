@@ -1,9 +1,10 @@
 #!/bin/sh
 # Installs the system packages flowstate builds against, when missing:
-# RocksDB's C library (for grocksdb) and wabt (wat2wasm, for test guests).
+# RocksDB's C library (for grocksdb), wabt (wat2wasm, for test guests) and
+# chromium (the status page's browser test, driven headless by chromedp).
 set -eu
 missing=""
-for pkg in librocksdb-dev wabt; do
+for pkg in librocksdb-dev wabt chromium; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed"; then
 		missing="$missing $pkg"
 	fi

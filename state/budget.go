@@ -92,6 +92,7 @@ type Budget struct {
 	cache  *grocksdb.Cache
 	wbm    *writeBufferManager
 	closed bool
+	dbs    map[*DB]struct{} // the open databases, for MemoryStats (memstats.go)
 }
 
 // NewBudget returns a Budget sized by cfg after EnsureDefaults.

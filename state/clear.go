@@ -41,6 +41,7 @@ func (db *DB) ClearStore(store int) error {
 		// creates missing ones); keep the dropped handle so Close frees it.
 		return fmt.Errorf("clear %s: create column family: %w", name, err)
 	}
+	db.budget.mu.Lock() // MemoryStats reads the handles
 	for i, o := range db.handles {
 		if o == old {
 			db.handles[i] = h // in place: __meta stays last, as Flush needs
@@ -48,6 +49,7 @@ func (db *DB) ClearStore(store int) error {
 	}
 	db.cfs[store] = h
 	old.Destroy()
+	db.budget.mu.Unlock()
 	if err := db.rdb.DeleteCF(db.wo, db.meta, changelogKey(name)); err != nil {
 		return fmt.Errorf("clear %s: delete offset: %w", name, err)
 	}

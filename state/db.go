@@ -202,6 +202,7 @@ func (db *DB) open() error {
 			db.cfs[id] = handles[i]
 		}
 	}
+	db.budget.track(db)
 
 	db.ro = grocksdb.NewDefaultReadOptions()
 	db.wo = grocksdb.NewDefaultWriteOptions()
@@ -242,6 +243,9 @@ func (db *DB) Close() error {
 
 // release frees whatever part of the RocksDB state open got to.
 func (db *DB) release() {
+	if db.rdb != nil {
+		db.budget.untrack(db)
+	}
 	for _, h := range db.handles {
 		h.Destroy()
 	}
