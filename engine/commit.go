@@ -150,7 +150,9 @@ func (t *task) discard() {
 }
 
 // commit runs steps 1 and 3: a whole at-least-once commit of the task.
-func (t *task) commit(ctx context.Context) error {
+func (t *task) commit(ctx context.Context) (err error) {
+	begin := time.Now()
+	defer func() { t.env.track.commits.done(&t.env.cfg.Hooks, begin, err) }()
 	p, err := t.prepare(ctx)
 	if err != nil {
 		return err

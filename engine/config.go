@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/internal/crashpoint"
 	"github.com/flowstate/flowstate/internal/field"
@@ -107,6 +109,13 @@ type Config struct {
 	TopicPartitions int `koanf:"-"`
 	// Logger receives the engine's logs. Default: discard.
 	Logger *slog.Logger `koanf:"-"`
+	// ClientOpts, when set, returns extra options for each Kafka client the
+	// engine makes, by its role (ClientConsumer, ClientAdmin,
+	// ClientStandby, ClientRestore; hooks.go): metrics hooks, a logger,
+	// TLS or SASL. It is called once per client.
+	ClientOpts func(role string) []kgo.Opt `koanf:"-"`
+	// Hooks receive timing events for an exporter's histograms (hooks.go).
+	Hooks Hooks `koanf:"-"`
 	// CrashPoints, test-only, kills the process at named points of the
 	// commit path and the restore (internal/crashpoint); nil in production.
 	CrashPoints *crashpoint.Set `koanf:"-"`

@@ -84,6 +84,7 @@ type pipeline struct {
 	module *host.Module
 	// changelog topic per store, in store order
 	changelogs []string
+	count      pipelineCounters // for Metrics (hooks.go)
 }
 
 type taskKey struct {
@@ -188,6 +189,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("rocksdb budget: %w", err)
 	}
 	defer e.budget.Close()
+	e.track.budget.Store(e.budget)
 	e.recoverClosedOffsets() // janitor.go: before any task, for the first join
 
 	e.rt, err = host.NewRuntime(ctx, host.RuntimeConfig{
@@ -206,7 +208,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		p.wasm = nil
 	}
 
-	admin, err := kgo.NewClient(kgo.SeedBrokers(e.cfg.Brokers...))
+	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cfg.Brokers...)}, e.cfg.clientOpts(ClientAdmin)...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -247,11 +249,12 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	if e.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(e.cfg.InstanceID))
 	}
+	opts = append(opts, e.cfg.clientOpts(ClientConsumer)...)
 	e.takeStaticJoin()
 	e.producerReady = make(chan struct{})
 	e.soon = make(chan struct{}, 1)
 	// One client tails the changelogs of every standby (standby.go).
-	e.tailer, err = restore.NewTailer(restoreClientConfig(&e.cfg))
+	e.tailer, err = restore.NewTailer(restoreClientConfig(&e.cfg, ClientStandby))
 	if err != nil {
 		return err
 	}
@@ -442,7 +445,12 @@ func (e *Engine) poll(ctx context.Context) error {
 			if len(fp.Records) == 0 {
 				return
 			}
+			end := fp.HighWatermark
+			if e.eos && fp.LastStableOffset >= 0 {
+				end = fp.LastStableOffset
+			}
 			for _, t := range e.parts[topicPartition{fp.Topic, fp.Partition}] {
+				t.lag.fetched(fp.Topic, end)
 				if t.in.push(fp.Records) {
 					e.env.pause.pause(t, pauseFull)
 				}

@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/flowstate/flowstate/state"
 )
 
 // Metrics is a snapshot of the engine: its tasks and its counters, for an
@@ -21,12 +24,34 @@ type Metrics struct {
 	Pipelines []PipelineMetrics
 	// Tasks are the tasks of the process, by pipeline and partition.
 	Tasks []TaskInfo
+	// Commits counts the commits that made progress durable, and
+	// FailedCommits those that did not (an error, an aborted transaction):
+	// a task's commits under at-least-once, the process's transactions
+	// under exactly-once.
+	Commits, FailedCommits int64
+	// RocksDB is the memory of the process's stores and of their shared
+	// budget; zero before Run has made the budget.
+	RocksDB state.MemoryStats
 }
 
 // PipelineMetrics are the metrics of one pipeline.
 type PipelineMetrics struct {
 	Pipeline string
 	Restore  RestoreMetrics
+	// Records counts the input records processed and Emitted the records
+	// the module emitted to its outputs (counters; also those of a
+	// transaction that was later aborted and processed again).
+	Records, Emitted int64
+	// Skipped and DeadLettered count the records on_error skipped or wrote
+	// to the dead-letter topic.
+	Skipped, DeadLettered int64
+	// FailedBatches counts the guest calls over a batch that failed, by
+	// what followed: OnErrorFail (the task stopped; also any failure that
+	// is not the guest's), OnErrorSkip or OnErrorDeadLetter (the failing
+	// records were looked for). Every outcome is present.
+	FailedBatches map[OnError]int64
+	// InputLag sums the active tasks' TaskInfo.InputLag.
+	InputLag int64
 }
 
 // RestoreMetrics describe restores: the gauges those in progress now, the
@@ -43,8 +68,8 @@ type RestoreMetrics struct {
 	// its average since its restore began.
 	Rate float64
 	// Records counts the changelog records replayed (a counter, growing
-	// during a restore).
-	Records int64
+	// during a restore), Bytes their keys' and values' bytes.
+	Records, Bytes int64
 	// Restores counts the finished restores, also those with nothing to
 	// replay, and Duration their total wall time (counters).
 	Restores int64
@@ -65,6 +90,11 @@ type TaskInfo struct {
 	// changelogs' ends: for a standby as of its last fetch, for an active
 	// task what its restore has left (0 once it runs).
 	Lag int64
+	// InputLag is, for an active task, the input offsets it has yet to
+	// process: its input partitions' high watermarks (last stable offsets
+	// under exactly-once) as of their last fetch, less its position. The
+	// consumer lag; 0 for a standby.
+	InputLag int64
 	// Changelog is the next changelog offset of each store as of the
 	// task's last commit, restore or standby batch.
 	Changelog map[string]int64
@@ -108,6 +138,9 @@ type tracker struct {
 	mu     sync.Mutex
 	live   map[tracked]struct{}       // from newTask or newStandby until the goroutine ends
 	totals map[string]*RestoreMetrics // counters by pipeline
+
+	commits commitCounters
+	budget  atomic.Pointer[state.Budget] // from Run, for MemoryStats
 }
 
 func (tr *tracker) init(pipelines []*pipeline) {
@@ -130,9 +163,10 @@ func (tr *tracker) remove(t tracked) {
 	tr.mu.Unlock()
 }
 
-func (tr *tracker) restored(pipeline string, records int64) {
+func (tr *tracker) restored(pipeline string, records, bytes int64) {
 	tr.mu.Lock()
 	tr.totals[pipeline].Records += records
+	tr.totals[pipeline].Bytes += bytes
 	tr.mu.Unlock()
 }
 
@@ -160,16 +194,25 @@ func (e *Engine) Metrics() Metrics {
 	}
 	byName := map[string]*RestoreMetrics{}
 	for _, p := range e.pipelines {
-		m.Pipelines = append(m.Pipelines, PipelineMetrics{Pipeline: p.cfg.Name, Restore: *e.track.totals[p.cfg.Name]})
+		m.Pipelines = append(m.Pipelines, p.counters(*e.track.totals[p.cfg.Name]))
 	}
 	e.track.mu.Unlock()
+	m.Commits, m.FailedCommits = e.track.commits.ok.Load(), e.track.commits.failed.Load()
+	if b := e.track.budget.Load(); b != nil {
+		m.RocksDB = b.MemoryStats()
+	}
+	inputLag := map[string]*int64{}
 	for i := range m.Pipelines {
 		byName[m.Pipelines[i].Pipeline] = &m.Pipelines[i].Restore
+		inputLag[m.Pipelines[i].Pipeline] = &m.Pipelines[i].InputLag
 	}
 
 	for _, t := range tasks {
 		info := t.info(now)
 		m.Tasks = append(m.Tasks, info)
+		if l := inputLag[info.Pipeline]; l != nil {
+			*l += info.InputLag
+		}
 		if info.State != Restoring {
 			continue
 		}
@@ -193,8 +236,25 @@ func (e *Engine) Metrics() Metrics {
 		r.Remaining += p.Restore.Remaining
 		r.Rate += p.Restore.Rate
 		r.Records += p.Restore.Records
+		r.Bytes += p.Restore.Bytes
 		r.Restores += p.Restore.Restores
 		r.Duration += p.Restore.Duration
 	}
 	return m
+}
+
+// counters returns the pipeline's PipelineMetrics with restore's counters
+// and its own.
+func (p *pipeline) counters(restore RestoreMetrics) PipelineMetrics {
+	c := &p.count
+	pm := PipelineMetrics{
+		Pipeline: p.cfg.Name, Restore: restore,
+		Records: c.records.Load(), Emitted: c.emitted.Load(),
+		Skipped: c.skipped.Load(), DeadLettered: c.deadLettered.Load(),
+		FailedBatches: make(map[OnError]int64, len(batchOutcomes)),
+	}
+	for i, o := range batchOutcomes {
+		pm.FailedBatches[o] = c.failed[i].Load()
+	}
+	return pm
 }

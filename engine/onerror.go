@@ -90,7 +90,7 @@ func (t *task) bisect(ctx context.Context, recs []*kgo.Record, lo, hi int, err e
 	mid := lo + (hi-lo)/2
 	for _, half := range [][2]int{{lo, mid}, {mid, hi}} {
 		var herr error
-		t.outs, herr = t.inst.Process(ctx, t.recs[half[0]:half[1]], t.outs)
+		t.outs, herr = t.call(ctx, t.recs[half[0]:half[1]], t.outs)
 		switch {
 		case herr == nil:
 		case !isolatable(herr):
@@ -108,9 +108,12 @@ func (t *task) bisect(ctx context.Context, recs []*kgo.Record, lo, hi int, err e
 // on its own with err.
 func (t *task) reject(r *kgo.Record, err error) {
 	if t.pl.cfg.OnError != OnErrorDeadLetter {
+		t.pl.count.skipped.Add(1)
 		t.log.Warn("record skipped", "topic", r.Topic, "offset", r.Offset, "err", err)
 		return
 	}
+	t.pl.count.deadLettered.Add(1)
+	t.dlq++
 	msg := err.Error()
 	if len(msg) > maxErrorHeader {
 		msg = msg[:maxErrorHeader]

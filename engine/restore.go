@@ -93,10 +93,11 @@ func (c *RestoreConfig) Validate() error {
 // restoreClientConfig is what every changelog client of the engine shares:
 // the brokers, the restore fetch sizes, and read_committed under
 // exactly-once. The standbys' Tailer takes it as it is.
-func restoreClientConfig(cfg *Config) restore.Config {
+func restoreClientConfig(cfg *Config, role string) restore.Config {
 	rc := cfg.Restore
 	return restore.Config{
 		Brokers:                cfg.Brokers,
+		ClientOpts:             cfg.clientOpts(role),
 		FetchMaxBytes:          int32(rc.FetchMaxBytes),
 		FetchMaxPartitionBytes: int32(rc.FetchMaxPartitionBytes),
 		ReadCommitted:          cfg.Guarantee == ExactlyOnce,
@@ -107,7 +108,7 @@ func restoreClientConfig(cfg *Config) restore.Config {
 // engine's settings, a turn among MaxParallel, and a listener that keeps
 // r's progress for Metrics before passing each event on to the user's.
 func restoreConfig(env *taskEnv, r *replica, standby bool) restore.Config {
-	c := restoreClientConfig(env.cfg)
+	c := restoreClientConfig(env.cfg, ClientRestore)
 	rc := env.cfg.Restore
 	c.SSTChunkBytes = rc.SSTChunkBytes
 	c.OnTruncated = rc.OnTruncated
@@ -147,7 +148,7 @@ func restoreListener(env *taskEnv, r *replica) restore.Listener {
 		},
 		Batch: func(b restore.BatchInfo) {
 			r.rs.batch(b.Restored, b.Remaining)
-			env.track.restored(pipeline, int64(b.Records))
+			env.track.restored(pipeline, int64(b.Records), b.Bytes)
 			if user.Batch != nil {
 				user.Batch(b)
 			}

@@ -44,6 +44,8 @@ type task struct {
 	// opened is closed once the store is open (or failed to open) and
 	// storedInput is set; adjustOffsets waits for it.
 	opened chan struct{}
+	// lag is the task's input position, for Metrics.
+	lag inputLag
 
 	// gmu orders the engine's pause of a task not yet running (assigned)
 	// with the task's start of running, which lifts it.
@@ -68,6 +70,7 @@ type task struct {
 	prepared  prepared         // an exactly-once commit between its steps 1 and 3
 	recs      []abi.Record
 	outs      []host.Output
+	dlq       int // outputs of the batch in outs that are dead letters
 	since     CommitInfo
 }
 
@@ -250,6 +253,7 @@ func (t *task) start(ctx context.Context) error {
 			maps.Copy(t.storedInput, off.Input)
 			maps.Copy(t.durable, off.Input)
 			maps.Copy(t.processed, off.Input)
+			t.lag.processed(off.Input)
 		}
 	}
 	close(t.opened)
@@ -341,6 +345,7 @@ func (t *task) process(ctx context.Context, recs []*kgo.Record) error {
 // (onerror.go); what it cannot handle is returned, with the records
 // before the failure processed and the rest not.
 func (t *task) processBatch(ctx context.Context, recs []*kgo.Record) error {
+	begin := time.Now()
 	t.recs = t.recs[:0]
 	for _, r := range recs {
 		ar := abi.Record{
@@ -358,14 +363,21 @@ func (t *task) processBatch(ctx context.Context, recs []*kgo.Record) error {
 	}
 	var err error
 	done := len(recs)
-	t.outs, err = t.inst.Process(ctx, t.recs, t.outs[:0])
+	t.dlq = 0
+	t.outs, err = t.call(ctx, t.recs, t.outs[:0])
 	if err != nil {
 		done = 0
+		outcome := OnErrorFail
 		if t.pl.cfg.OnError != OnErrorFail && isolatable(err) {
+			outcome = t.pl.cfg.OnError
 			done, err = t.isolate(ctx, recs, err) // onerror.go: skip or dead-letter the failing records
 		}
+		t.pl.count.failedBatch(outcome)
 	}
 	t.emit(ctx, recs[:done])
+	if f := t.env.cfg.Hooks.BatchDone; f != nil {
+		f(t.pl.cfg.Name, len(recs), time.Since(begin))
+	}
 	if err != nil {
 		first := recs[done]
 		return fmt.Errorf("task %s: batch of %d records from %s partition %d offset %d: %w",
@@ -389,6 +401,21 @@ func (t *task) emit(ctx context.Context, recs []*kgo.Record) {
 	for _, r := range recs {
 		t.processed[r.Topic] = r.Offset + 1
 	}
+	t.pl.count.records.Add(int64(len(recs)))
+	t.pl.count.emitted.Add(int64(len(t.outs) - t.dlq))
+	t.lag.processed(t.processed)
+}
+
+// call is one guest call over recs, appending their outputs to outs.
+func (t *task) call(ctx context.Context, recs []abi.Record, outs []host.Output) ([]host.Output, error) {
+	f := t.env.cfg.Hooks.GuestCall
+	if f == nil {
+		return t.inst.Process(ctx, recs, outs)
+	}
+	begin := time.Now()
+	outs, err := t.inst.Process(ctx, recs, outs)
+	f(t.pl.cfg.Name, len(recs), time.Since(begin))
+	return outs, err
 }
 
 // info describes the task for Metrics.
@@ -397,5 +424,6 @@ func (t *task) info(now time.Time) TaskInfo {
 	if info.State != Running {
 		info.Lag = max(info.Restore.Remaining, 0)
 	}
+	info.InputLag = t.lag.lag()
 	return info
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -71,7 +72,16 @@ func (e *Engine) commitSoon() {
 // commitTxn ends the open transaction for every task: prepare, commit (or
 // abort when commit is false or a task cannot prepare), finish. It returns
 // an error only when the engine cannot go on.
-func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
+func (e *Engine) commitTxn(ctx context.Context, commit bool) (err error) {
+	begin := time.Now()
+	committed := false
+	defer func() {
+		cerr := err
+		if cerr == nil && !committed {
+			cerr = errTxnAborted
+		}
+		e.track.commits.done(&e.cfg.Hooks, begin, cerr)
+	}()
 	e.mu.Lock()
 	ts := e.tasksLocked()
 	e.mu.Unlock()
@@ -85,7 +95,7 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) error {
 	if !commit || perr != nil {
 		try = kgo.TryAbort
 	}
-	committed, err := e.sess.End(ctx, try)
+	committed, err = e.sess.End(ctx, try)
 	if err != nil {
 		_ = e.phase(ts, txnAborted)
 		if isFenced(err) {
@@ -164,3 +174,6 @@ func (e *Engine) transactionalID() (string, error) {
 	}
 	return e.cfg.ApplicationID + "-" + id, nil
 }
+
+// errTxnAborted is what Hooks.CommitDone gets for an aborted transaction.
+var errTxnAborted = errors.New("engine: transaction aborted")
