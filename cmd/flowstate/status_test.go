@@ -80,7 +80,7 @@ func TestHTTPStatus(t *testing.T) {
 			})
 		}
 	}}})
-	srv, err := observe.Start("127.0.0.1:0", cfg, version, e, slog.New(slog.DiscardHandler))
+	srv, err := observe.Start(observe.ServerConfig{Addr: "127.0.0.1:0", Engine: cfg, Version: version, Logger: slog.New(slog.DiscardHandler)}, e)
 	if err != nil {
 		t.Fatal(err)
 	}

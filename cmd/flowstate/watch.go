@@ -17,6 +17,7 @@ import (
 type watch struct {
 	cfg  *config.Config
 	bars *restoreBars
+	exp  *observe.Exporter // with http_addr: set up on the engine's config by newWatch
 	http *observe.Server
 
 	once    sync.Once
@@ -25,7 +26,9 @@ type watch struct {
 
 // newWatch returns the watch for cfg and the logger the command uses. With
 // bars on a terminal shared with the log, the log prints above the bars and
-// the periodic progress lines, which the bars replace, are turned off.
+// the periodic progress lines, which the bars replace, are turned off. With
+// http_addr set it instruments cfg.Engine for the metrics exporter, so it
+// comes before engine.New.
 func newWatch(cfg *config.Config, stdout, stderr io.Writer) (*watch, *slog.Logger) {
 	w := &watch{cfg: cfg}
 	logOut := stderr
@@ -36,7 +39,12 @@ func newWatch(cfg *config.Config, stdout, stderr io.Writer) (*watch, *slog.Logge
 			cfg.Engine.Restore.ProgressInterval = -1
 		}
 	}
-	return w, newLogger(logOut, cfg.LogLevel)
+	log := newLogger(logOut, cfg.LogLevel)
+	if cfg.HTTPAddr != "" {
+		w.exp = observe.NewExporter(observe.ExporterConfig{Logger: log})
+		w.exp.Instrument(&cfg.Engine)
+	}
+	return w, log
 }
 
 // start attaches the watch to e, before e runs.
@@ -45,7 +53,7 @@ func (w *watch) start(e *engine.Engine, log *slog.Logger) error {
 		e.SetListener(engine.Listener{Restore: w.bars.listener(restore.Listener{})})
 	}
 	if w.cfg.HTTPAddr != "" {
-		s, err := observe.Start(w.cfg.HTTPAddr, w.cfg.Engine, version, e, log)
+		s, err := observe.Start(observe.ServerConfig{Addr: w.cfg.HTTPAddr, Engine: w.cfg.Engine, Version: version, Exporter: w.exp, Logger: log}, e)
 		if err != nil {
 			return err
 		}

@@ -1,16 +1,7 @@
 package observe
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"strconv"
-	"strings"
+	"reflect"
 	"time"
 
 	"github.com/flowstate/flowstate/engine"
@@ -23,7 +14,24 @@ type Status struct {
 	MemberID      string       `json:"member_id"`
 	Generation    int32        `json:"generation"` // -1 before the process joined its group
 	Version       string       `json:"version"`
+	Addr          string       `json:"addr,omitempty"` // the http_addr this document came from
+	Guarantee     string       `json:"processing_guarantee,omitempty"`
 	Tasks         []TaskStatus `json:"tasks"`
+	// Pipelines are the pipelines' counters and gauges.
+	Pipelines []PipelineStatus `json:"pipelines,omitempty"`
+	// Commits and FailedCommits count the commits (counters).
+	Commits       int64 `json:"commits"`
+	FailedCommits int64 `json:"failed_commits"`
+	// RocksDB is the stores' memory, in bytes.
+	RocksDB *RocksDBStatus `json:"rocksdb,omitempty"`
+	// History is the last minutes of the process's throughput and lag,
+	// oldest first (the status page's charts).
+	History []Sample `json:"history,omitempty"`
+	// Members are the group's members as the group coordinator describes
+	// them; empty when the group could not be described.
+	Members []Member `json:"members,omitempty"`
+	// MembersError says why Members is empty, if it is.
+	MembersError string `json:"members_error,omitempty"`
 }
 
 // TaskStatus is one task in /status. Durations are in seconds; -1 is
@@ -34,6 +42,7 @@ type TaskStatus struct {
 	Partition int32   `json:"partition"`
 	Role      string  `json:"role"` // active, standby or warm-up
 	Lag       int64   `json:"lag"`  // changelog offsets the stores are behind
+	InputLag  int64   `json:"input_lag"`
 	State     string  `json:"state"`
 	Waiting   bool    `json:"waiting,omitempty"` // for a restore turn
 	Restored  int64   `json:"restored"`
@@ -41,161 +50,155 @@ type TaskStatus struct {
 	Rate      float64 `json:"rate"`
 	ETA       float64 `json:"eta_seconds"`
 	Took      float64 `json:"restore_seconds"`
+	// Error is a failed task's error, and Restarts how often the task was
+	// restarted, where the engine reports them.
+	Error    string `json:"error,omitempty"`
+	Restarts int64  `json:"restarts,omitempty"`
+}
+
+// PipelineStatus is one pipeline in /status.
+type PipelineStatus struct {
+	Pipeline      string           `json:"pipeline"`
+	Records       int64            `json:"records"`
+	Emitted       int64            `json:"emitted"`
+	Skipped       int64            `json:"skipped"`
+	DeadLettered  int64            `json:"dead_lettered"`
+	FailedBatches map[string]int64 `json:"failed_batches"`
+	InputLag      int64            `json:"input_lag"`
+	Restored      int64            `json:"restored"`
+	RestoredBytes int64            `json:"restored_bytes"`
+}
+
+// RocksDBStatus is the RocksDB memory in /status.
+type RocksDBStatus struct {
+	BudgetBytes      uint64 `json:"budget_bytes"`
+	BlockCacheUsage  uint64 `json:"block_cache_usage_bytes"`
+	BlockCachePinned uint64 `json:"block_cache_pinned_bytes"`
+	MemtableBytes    uint64 `json:"memtable_bytes"`
+	TableReaders     uint64 `json:"table_readers_bytes"`
+	Databases        int    `json:"databases"`
+}
+
+// Sample is one point of Status.History.
+type Sample struct {
+	Time     int64   `json:"t"`        // Unix milliseconds
+	Rate     float64 `json:"rate"`     // input records per second since the previous sample
+	InputLag int64   `json:"lag"`      // consumer lag, all pipelines
+	Restore  int64   `json:"restore"`  // changelog offsets the restoring tasks have left
+	Emitted  float64 `json:"out_rate"` // emitted records per second
+}
+
+// Member is one member of the application's group.
+type Member struct {
+	MemberID   string `json:"member_id"`
+	InstanceID string `json:"instance_id,omitempty"`
+	ClientHost string `json:"client_host"`
+	Partitions int    `json:"partitions"` // input partitions assigned
+	Self       bool   `json:"self,omitempty"`
 }
 
 // NewStatus returns the /status document of a process running cfg, of
 // flowstate version, from its engine's metrics m.
 func NewStatus(cfg engine.Config, version string, m engine.Metrics) Status {
 	doc := Status{ApplicationID: cfg.ApplicationID, InstanceID: cfg.InstanceID, MemberID: m.MemberID, Generation: m.Generation,
-		Version: version, Tasks: []TaskStatus{}}
+		Version: version, Guarantee: string(cfg.Guarantee), Tasks: []TaskStatus{},
+		Commits: m.Commits, FailedCommits: m.FailedCommits}
 	for _, t := range m.Tasks {
 		eta := -1.0
 		if t.Restore.ETA >= 0 {
 			eta = t.Restore.ETA.Seconds()
 		}
-		doc.Tasks = append(doc.Tasks, TaskStatus{
-			Task: t.Task, Pipeline: t.Pipeline, Partition: t.Partition, Role: t.Role, Lag: t.Lag,
+		ts := TaskStatus{
+			Task: t.Task, Pipeline: t.Pipeline, Partition: t.Partition, Role: t.Role, Lag: t.Lag, InputLag: t.InputLag,
 			State: t.State.String(), Waiting: t.Restore.Waiting,
 			Restored: t.Restore.Restored, Remaining: t.Restore.Remaining,
 			Rate: t.Restore.Rate, ETA: eta, Took: t.Restore.Took.Seconds(),
-		})
+		}
+		ts.Error, ts.Restarts = failure(t)
+		doc.Tasks = append(doc.Tasks, ts)
+	}
+	for _, p := range m.Pipelines {
+		ps := PipelineStatus{Pipeline: p.Pipeline, Records: p.Records, Emitted: p.Emitted, Skipped: p.Skipped,
+			DeadLettered: p.DeadLettered, InputLag: p.InputLag, Restored: p.Restore.Records, RestoredBytes: p.Restore.Bytes,
+			FailedBatches: map[string]int64{}}
+		for o, n := range p.FailedBatches {
+			ps.FailedBatches[string(o)] = n
+		}
+		doc.Pipelines = append(doc.Pipelines, ps)
+	}
+	r := m.RocksDB
+	if r.BudgetBytes > 0 {
+		rs := &RocksDBStatus{BudgetBytes: r.BudgetBytes, BlockCacheUsage: r.BlockCacheUsage, BlockCachePinned: r.BlockCachePinned, Databases: r.Databases}
+		for _, s := range r.Stores {
+			rs.MemtableBytes += s.MemtableBytes
+			rs.TableReaders += s.TableReadersBytes
+		}
+		doc.RocksDB = rs
 	}
 	return doc
 }
 
-// metricDesc is one metric family.
-type metricDesc struct {
-	name, kind, help string
-	value            func(engine.PipelineMetrics) float64
-}
-
-var restoreMetrics = []metricDesc{
-	{"flowstate_restore_tasks", "gauge", "Tasks restoring their stores now.",
-		func(p engine.PipelineMetrics) float64 { return float64(p.Restore.Tasks) }},
-	{"flowstate_restore_waiting_tasks", "gauge", "Restoring tasks waiting for a restore turn (restore.max_parallel).",
-		func(p engine.PipelineMetrics) float64 { return float64(p.Restore.Waiting) }},
-	{"flowstate_restore_remaining_records", "gauge", "Changelog offsets the restoring tasks have left to replay.",
-		func(p engine.PipelineMetrics) float64 { return float64(p.Restore.Remaining) }},
-	{"flowstate_restore_rate_records_per_second", "gauge", "Records per second the restoring tasks replay.",
-		func(p engine.PipelineMetrics) float64 { return p.Restore.Rate }},
-	{"flowstate_restore_records_total", "counter", "Changelog records replayed into stores.",
-		func(p engine.PipelineMetrics) float64 { return float64(p.Restore.Records) }},
-	{"flowstate_restores_total", "counter", "Finished restores, also those with nothing to replay.",
-		func(p engine.PipelineMetrics) float64 { return float64(p.Restore.Restores) }},
-	{"flowstate_restore_duration_seconds_total", "counter", "Wall time of the finished restores.",
-		func(p engine.PipelineMetrics) float64 { return p.Restore.Duration.Seconds() }},
-}
-
-// taskStates are the states flowstate_tasks reports, each always present so
-// that a dashboard sees zeros rather than gaps.
-var taskStates = []engine.TaskState{engine.Created, engine.Restoring, engine.Running, engine.Closed, engine.Failed}
-
-// taskRoles are the roles flowstate_tasks reports.
-var taskRoles = []string{engine.RoleActive, engine.RoleStandby, engine.RoleWarmup}
-
-// WriteMetrics writes m in the Prometheus text exposition format. Labels
-// are pipelines and states only: never partitions, keys or offsets.
-func WriteMetrics(w io.Writer, m engine.Metrics) error {
-	var b strings.Builder
-	for _, d := range restoreMetrics {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", d.name, d.help, d.name, d.kind)
-		for _, p := range m.Pipelines {
-			fmt.Fprintf(&b, "%s{pipeline=%s} %s\n", d.name, quoteLabel(p.Pipeline), formatFloat(d.value(p)))
+// failure reads a task's error and restart count from the fields of
+// engine.TaskInfo that carry them, when it has such fields: Err or Error
+// (an error or a string), Restarts (an integer).
+func failure(t engine.TaskInfo) (msg string, restarts int64) {
+	v := reflect.ValueOf(t)
+	for _, name := range []string{"Err", "Error", "LastError"} {
+		f := v.FieldByName(name)
+		if !f.IsValid() {
+			continue
 		}
-	}
-	type roleState struct {
-		role  string
-		state engine.TaskState
-	}
-	counts := map[string]map[roleState]int{}
-	lags := map[string]map[string]int64{}
-	for _, p := range m.Pipelines {
-		counts[p.Pipeline] = map[roleState]int{}
-		lags[p.Pipeline] = map[string]int64{}
-	}
-	for _, t := range m.Tasks {
-		if c := counts[t.Pipeline]; c != nil {
-			c[roleState{t.Role, t.State}]++
-			lags[t.Pipeline][t.Role] += t.Lag
-		}
-	}
-	b.WriteString("# HELP flowstate_tasks Tasks of the process by role and state.\n# TYPE flowstate_tasks gauge\n")
-	for _, p := range m.Pipelines {
-		for _, role := range taskRoles {
-			for _, s := range taskStates {
-				fmt.Fprintf(&b, "flowstate_tasks{pipeline=%s,role=%s,state=%s} %d\n", quoteLabel(p.Pipeline), quoteLabel(role),
-					quoteLabel(strings.ToLower(s.String())), counts[p.Pipeline][roleState{role, s}])
+		switch x := f.Interface().(type) {
+		case error:
+			if x != nil {
+				msg = x.Error()
 			}
+		case string:
+			msg = x
 		}
+		break
 	}
-	b.WriteString("# HELP flowstate_task_lag_records Changelog offsets the tasks' stores are behind their changelogs.\n# TYPE flowstate_task_lag_records gauge\n")
+	if f := v.FieldByName("Restarts"); f.IsValid() && f.CanInt() {
+		restarts = f.Int()
+	}
+	return msg, restarts
+}
+
+// history keeps the samples of Status.History: one per sampleEvery, for
+// historyLen.
+type history struct {
+	samples []Sample
+	last    engine.Metrics
+	lastAt  time.Time
+}
+
+const (
+	sampleEvery = 2 * time.Second
+	historyLen  = 300 // ten minutes
+)
+
+func (h *history) add(now time.Time, m engine.Metrics) {
+	s := Sample{Time: now.UnixMilli()}
+	var records, emitted, lastRecords, lastEmitted int64
 	for _, p := range m.Pipelines {
-		for _, role := range taskRoles {
-			fmt.Fprintf(&b, "flowstate_task_lag_records{pipeline=%s,role=%s} %d\n", quoteLabel(p.Pipeline), quoteLabel(role), lags[p.Pipeline][role])
+		records += p.Records
+		emitted += p.Emitted
+		s.InputLag += p.InputLag
+		s.Restore += p.Restore.Remaining
+	}
+	for _, p := range h.last.Pipelines {
+		lastRecords += p.Records
+		lastEmitted += p.Emitted
+	}
+	if !h.lastAt.IsZero() {
+		if d := now.Sub(h.lastAt).Seconds(); d > 0 {
+			s.Rate = float64(records-lastRecords) / d
+			s.Emitted = float64(emitted-lastEmitted) / d
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-
-// labelEscaper escapes what the text format wants escaped in a label
-// value: backslash, double quote and newline.
-var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-
-// quoteLabel quotes a label value as the text format wants.
-func quoteLabel(s string) string { return `"` + labelEscaper.Replace(s) + `"` }
-
-// Server is the running endpoint.
-type Server struct {
-	addr string // as bound: the port is known also when 0 was asked for
-	srv  *http.Server
-	done chan error
-}
-
-// Start serves /metrics and /status of e, which runs cfg, on addr until
-// Stop. version goes into /status.
-func Start(addr string, cfg engine.Config, version string, e *engine.Engine, log *slog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("http_addr: %w", err)
+	h.last, h.lastAt = m, now
+	if len(h.samples) == historyLen {
+		h.samples = append(h.samples[:0], h.samples[1:]...)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		_ = WriteMetrics(w, e.Metrics())
-	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(NewStatus(cfg, version, e.Metrics()))
-	})
-	s := &Server{
-		addr: ln.Addr().String(),
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
-		done: make(chan error, 1),
-	}
-	go func() {
-		err := s.srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.done <- err
-	}()
-	log.Info("http endpoint listening", "addr", s.addr, "paths", "/metrics /status")
-	return s, nil
-}
-
-// Addr is the address the server listens on, with the port it bound when
-// addr asked for port 0.
-func (s *Server) Addr() string { return s.addr }
-
-// Stop closes the server and waits for it.
-func (s *Server) Stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	return errors.Join(err, <-s.done)
+	h.samples = append(h.samples, s)
 }
