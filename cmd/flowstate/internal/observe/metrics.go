@@ -154,6 +154,9 @@ func (x *Exporter) clientMetrics(role string) *clientMetrics {
 			kprom.Subsystem("kafka"),
 			kprom.Registerer(reg), kprom.Gatherer(x.reg),
 			kprom.WithStaticLabel(prometheus.Labels{"client": role}),
+			// By broker and topic (both bounded by the cluster and the
+			// config), with record and batch counts.
+			kprom.FetchAndProduceDetail(kprom.ByNode, kprom.ByTopic, kprom.Records, kprom.Batches, kprom.UncompressedBytes),
 		)}
 		x.clients[role] = c
 	}
