@@ -51,6 +51,9 @@ $(BIN)/plugins/%.wasm: plugins/%/main.go $(GOFILES)
 RACE          := ./state/... ./restore/... ./host/... ./conformance/... ./internal/... ./engine/internal/... ./cmd/flowstate/internal/...
 RACE_ENGINE   := ^(TestInbox.*|TestAssign.*|TestUserData|TestBalancerCooperative|TestStoreStates|TestStandbyAssignmentData|TestStaticJoin|TestTurnPool|TestWarmupsForgottenOnJoin|TestWordcount|TestWordcountExactlyOnce|TestCrashBetweenKafkaAndRocksDB|TestFencing|TestTruncatedChangelog|TestScaleOutStickyLagAware)$$
 CMD_PROCESSES := ^(TestCrash|TestScaleOut)$$
+# ARTIFACTS keeps what tests leave to look at: the status page's
+# screenshots from headless chromium (TestStatusPage).
+ARTIFACTS     := $(CURDIR)/$(BIN)/test-artifacts
 # OTHERS are the packages the lines above do not run (the plugins).
 OTHERS         = $(filter-out $(shell $(GO) list $(RACE) ./engine ./cmd/flowstate),$(shell $(GO) list ./...))
 
@@ -61,7 +64,8 @@ test: build
 	$(GO) test $(TESTFLAGS) -race $(RACE)
 	$(GO) test $(TESTFLAGS) -race -run '$(RACE_ENGINE)' ./engine/
 	$(GO) test $(TESTFLAGS) -skip '$(RACE_ENGINE)' ./engine/
-	$(GO) test $(TESTFLAGS) -race -skip '$(CMD_PROCESSES)' ./cmd/flowstate/
+	@mkdir -p $(ARTIFACTS)
+	$(GO) test $(TESTFLAGS) -race -skip '$(CMD_PROCESSES)' -artifacts -outputdir $(ARTIFACTS) ./cmd/flowstate/
 	$(GO) test $(TESTFLAGS) -run '$(CMD_PROCESSES)' ./cmd/flowstate/
 	$(GO) test $(TESTFLAGS) $(OTHERS)
 	./$(BIN)/flowstate conformance --guest $(BIN)/conformance/as.wasm

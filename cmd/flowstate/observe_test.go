@@ -66,7 +66,9 @@ func startObserved(t *testing.T, app string) *observed {
 		Brokers:        []string{addr},
 		StateDir:       t.TempDir(),
 		CommitInterval: 100 * time.Millisecond,
-		Restore:        engine.RestoreConfig{FetchMaxBytes: 4 << 10},
+		// Small fetches and SST chunks: the restore of counts/0 takes
+		// many batches, so a page sees it move.
+		Restore: engine.RestoreConfig{FetchMaxBytes: 4 << 10, SSTChunkBytes: 4 << 10},
 		Pipelines: []engine.Pipeline{{
 			Name: "counts", Module: module, Inputs: []string{"in"}, Outputs: []string{"counts-out"}, Stores: []string{"counts"},
 		}},

@@ -64,7 +64,8 @@ type membersCache struct {
 	err     string
 }
 
-// membersEvery bounds how often /status describes the group.
+// membersEvery bounds how often /status describes the group; after an
+// error (a group not yet created), every second.
 const membersEvery = 5 * time.Second
 
 // Start serves e, which runs cfg.Engine, until Stop.
@@ -159,7 +160,7 @@ func (s *Server) groupMembers(ctx context.Context, self string) ([]Member, strin
 	s.mu.Lock()
 	c := s.members
 	s.mu.Unlock()
-	if time.Since(c.at) < membersEvery {
+	if age := time.Since(c.at); age < membersEvery && (c.err == "" || age < time.Second) {
 		return mark(c.members, self), c.err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
