@@ -69,6 +69,8 @@ type benchProcessFlags struct {
 	commitInterval time.Duration
 	json           bool
 	cpuProfile     string
+	metrics        string
+	rounds         int
 }
 
 func newBenchProcessFlags() (*pflag.FlagSet, *benchProcessFlags) {
@@ -83,6 +85,8 @@ func newBenchProcessFlags() (*pflag.FlagSet, *benchProcessFlags) {
 	fs.DurationVar(&f.commitInterval, "commit-interval", 0, "commit interval (0: the default of each guarantee)")
 	fs.BoolVar(&f.json, "json", false, "print one JSON object instead of a table")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured part to `file` (a guarantee's name is inserted before the extension)")
+	fs.StringVar(&f.metrics, "metrics", "off,on", "run with the metrics exporter `off`, on (scraped every second), or both, comma-separated; both print their ratio")
+	fs.IntVar(&f.rounds, "rounds", 1, "`times` to run each guarantee and metrics mode, alternating their order")
 	return fs, f
 }
 
@@ -97,19 +101,43 @@ func runBenchProcess(ctx context.Context, args []string, stdout, stderr io.Write
 	if _, err := os.Stat(f.module); err != nil {
 		return fmt.Errorf("--module: %w (run make plugins)", err)
 	}
+	var modes []bool
+	for m := range strings.SplitSeq(f.metrics, ",") {
+		switch strings.TrimSpace(m) {
+		case "off":
+			modes = append(modes, false)
+		case "on":
+			modes = append(modes, true)
+		default:
+			return usageError{fmt.Errorf("--metrics: %q is not on or off", m)}
+		}
+	}
+	if f.rounds < 1 {
+		return usageError{fmt.Errorf("--rounds: %d is less than 1", f.rounds)}
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var results []bench.ProcessResult
-	for _, g := range strings.Split(f.guarantees, ",") {
-		r, err := benchProcessOnce(ctx, f, engine.Guarantee(strings.TrimSpace(g)), log)
-		if err != nil {
-			return fmt.Errorf("%s: %w", g, err)
+	for round := range f.rounds {
+		for _, g := range strings.Split(f.guarantees, ",") {
+			// Every other round the other mode goes first, so that a
+			// trend of the machine's load weighs on both alike.
+			order := slices.Clone(modes)
+			if round%2 == 1 {
+				slices.Reverse(order)
+			}
+			for _, metrics := range order {
+				r, err := benchProcessOnce(ctx, f, engine.Guarantee(strings.TrimSpace(g)), metrics, log)
+				if err != nil {
+					return fmt.Errorf("%s: %w", g, err)
+				}
+				results = append(results, r)
+			}
 		}
-		results = append(results, r)
 	}
 	return bench.WriteProcess(stdout, results, f.json)
 }
 
-func benchProcessOnce(ctx context.Context, f *benchProcessFlags, g engine.Guarantee, log *slog.Logger) (bench.ProcessResult, error) {
+func benchProcessOnce(ctx context.Context, f *benchProcessFlags, g engine.Guarantee, metrics bool, log *slog.Logger) (bench.ProcessResult, error) {
 	brokers := f.brokers
 	if brokers == "" {
 		c, addr, err := startBroker(brokerConfig{Partitions: f.partitions, Logger: log})
@@ -121,7 +149,7 @@ func benchProcessOnce(ctx context.Context, f *benchProcessFlags, g engine.Guaran
 	}
 	return bench.Process(ctx, bench.ProcessConfig{
 		Guarantee: g, Records: f.records, Keys: f.keys, Partitions: f.partitions, Brokers: brokers, Module: f.module,
-		CommitInterval: f.commitInterval, CPUProfile: f.cpuProfile, Logger: log,
+		CommitInterval: f.commitInterval, CPUProfile: f.cpuProfile, Logger: log, Metrics: metrics,
 	})
 }
 

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -17,10 +18,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flowstate/flowstate/cmd/flowstate/internal/observe"
 	"github.com/flowstate/flowstate/engine"
 )
 
@@ -39,6 +42,11 @@ type ProcessConfig struct {
 	// part, with the guarantee's name inserted before the extension.
 	CPUProfile string
 	Logger     *slog.Logger // nil discards the logs
+	// Metrics runs the engine with the exporter of `flowstate run` and a
+	// scrape of its registry every ScrapeEvery (default 1s), to measure
+	// what metrics cost.
+	Metrics     bool
+	ScrapeEvery time.Duration
 }
 
 // ProcessResult is one row of `flowstate bench process`.
@@ -47,6 +55,7 @@ type ProcessResult struct {
 	Records        int     `json:"records"`
 	Partitions     int     `json:"partitions"`
 	CommitInterval string  `json:"commit_interval"`
+	Metrics        bool    `json:"metrics"`
 	Seconds        float64 `json:"seconds"`
 	RecordsPerSec  float64 `json:"records_per_second"`
 }
@@ -60,11 +69,17 @@ func WriteProcess(w io.Writer, results []ProcessResult, asJSON bool) error {
 		return enc.Encode(map[string]any{"bench": "process", "results": results})
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "guarantee\trecords\tpartitions\tcommit interval\tseconds\trecords/s\t")
+	fmt.Fprintln(tw, "guarantee\tmetrics\trecords\tpartitions\tcommit interval\tseconds\trecords/s\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.2f\t%.0f\t\n", r.Guarantee, r.Records, r.Partitions, r.CommitInterval, r.Seconds, r.RecordsPerSec)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.2f\t%.0f\t\n", r.Guarantee, onOff(r.Metrics), r.Records, r.Partitions, r.CommitInterval, r.Seconds, r.RecordsPerSec)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range MetricsCost(results) {
+		fmt.Fprintf(w, "metrics on/off, %s: %.3f (%d runs each, mean records/s %.0f / %.0f)\n", c.Guarantee, c.Ratio, c.Runs, c.On, c.Off)
+	}
+	return nil
 }
 
 // Process measures records per second through a count-by-key processor
@@ -124,7 +139,7 @@ func Process(ctx context.Context, cfg ProcessConfig) (ProcessResult, error) {
 		return ProcessResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	e, err := engine.New(engine.Config{
+	ecfg := engine.Config{
 		ApplicationID:  app,
 		Brokers:        []string{brokers},
 		StateDir:       dir,
@@ -135,9 +150,24 @@ func Process(ctx context.Context, cfg ProcessConfig) (ProcessResult, error) {
 			Name: "counter", Module: cfg.Module,
 			Inputs: []string{in}, Outputs: []string{out}, Stores: []string{"counts"},
 		}},
-	})
+	}
+	var x *observe.Exporter
+	if cfg.Metrics {
+		x = observe.NewExporter(observe.ExporterConfig{Logger: cfg.Logger})
+		x.Instrument(&ecfg)
+	}
+	e, err := engine.New(ecfg)
 	if err != nil {
 		return ProcessResult{}, err
+	}
+	var scrapes sync.WaitGroup
+	defer scrapes.Wait()
+	if x != nil {
+		x.Attach(e)
+		every := cmp.Or(cfg.ScrapeEvery, time.Second)
+		scrapeCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		scrapes.Go(func() { scrape(scrapeCtx, x, every) })
 	}
 	running := make(chan struct{})
 	var once sync.Once
@@ -206,7 +236,7 @@ func Process(ctx context.Context, cfg ProcessConfig) (ProcessResult, error) {
 	}
 	return ProcessResult{
 		Guarantee: string(g), Records: cfg.Records, Partitions: cfg.Partitions, CommitInterval: ci.String(),
-		Seconds: took.Seconds(), RecordsPerSec: float64(cfg.Records) / took.Seconds(),
+		Metrics: cfg.Metrics, Seconds: took.Seconds(), RecordsPerSec: float64(cfg.Records) / took.Seconds(),
 	}, nil
 }
 
@@ -227,4 +257,79 @@ func startCPUProfile(path, tag string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// Cost compares the runs of one guarantee with metrics on and off.
+type Cost struct {
+	Guarantee string
+	Runs      int     // runs of each
+	On, Off   float64 // mean records/s
+	Ratio     float64 // On / Off: below 1 is what metrics cost
+}
+
+// MetricsCost returns, for each guarantee with runs both with and without
+// metrics, the ratio of their mean throughputs.
+func MetricsCost(results []ProcessResult) []Cost {
+	type sums struct{ on, off []float64 }
+	by := map[string]*sums{}
+	var order []string
+	for _, r := range results {
+		s := by[r.Guarantee]
+		if s == nil {
+			s = &sums{}
+			by[r.Guarantee] = s
+			order = append(order, r.Guarantee)
+		}
+		if r.Metrics {
+			s.on = append(s.on, r.RecordsPerSec)
+		} else {
+			s.off = append(s.off, r.RecordsPerSec)
+		}
+	}
+	mean := func(xs []float64) float64 {
+		var t float64
+		for _, x := range xs {
+			t += x
+		}
+		return t / float64(len(xs))
+	}
+	var out []Cost
+	for _, g := range order {
+		s := by[g]
+		if len(s.on) == 0 || len(s.off) == 0 {
+			continue
+		}
+		c := Cost{Guarantee: g, Runs: min(len(s.on), len(s.off)), On: mean(s.on), Off: mean(s.off)}
+		c.Ratio = c.On / c.Off
+		out = append(out, c)
+	}
+	return out
+}
+
+// scrape gathers x's registry into the text format every every until ctx
+// ends, as a Prometheus server would.
+func scrape(ctx context.Context, x *observe.Exporter, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			mfs, err := x.Registry().Gather()
+			if err != nil {
+				continue
+			}
+			for _, mf := range mfs {
+				_, _ = expfmt.MetricFamilyToText(io.Discard, mf)
+			}
+		}
+	}
 }

@@ -3,7 +3,10 @@ package bench_test
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
@@ -24,8 +27,9 @@ func testBroker(t *testing.T, partitions int) string {
 	return c.ListenAddrs()[0]
 }
 
-// TestBenchProcess runs a small process benchmark for both guarantees and
-// checks its JSON.
+// TestBenchProcess runs a small process benchmark for both guarantees, and
+// at-least-once again with metrics on, and checks its JSON and the ratio
+// of the table.
 func TestBenchProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs an engine")
@@ -41,6 +45,25 @@ func TestBenchProcess(t *testing.T) {
 		}
 		results = append(results, r)
 	}
+	r, err := bench.Process(t.Context(), bench.ProcessConfig{
+		Guarantee: engine.AtLeastOnce, Records: 20000, Keys: 500, Partitions: 2, Brokers: testBroker(t, 2), Module: module,
+		Metrics: true, ScrapeEvery: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("bench process with metrics: %v", err)
+	}
+	results = append(results, r)
+	var table bytes.Buffer
+	if err := bench.WriteProcess(&table, results, false); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^metrics on/off, at_least_once: \d+\.\d{3} \(1 runs each`).Match(table.Bytes()) {
+		t.Errorf("table without the ratio of at_least_once:\n%s", table.String())
+	}
+	if strings.Contains(table.String(), "exactly_once: ") {
+		t.Errorf("a ratio for exactly_once, measured without metrics only:\n%s", table.String())
+	}
+	results = results[:2]
 	var out bytes.Buffer
 	if err := bench.WriteProcess(&out, results, true); err != nil {
 		t.Fatal(err)
