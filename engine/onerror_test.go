@@ -72,6 +72,8 @@ func TestErrorPolicy(t *testing.T) {
 					Limits:          host.Limits{CallTimeout: 500 * time.Millisecond, MaxValueBytes: 1024},
 				}},
 			}}
+			var eng *engine.Engine
+			a.setup = func(e *engine.Engine) { eng = e }
 			stop := a.start(t)
 			// Produced once the tasks run: a fetch already waiting returns
 			// at once, where the first one would wait for its maximum.
@@ -92,6 +94,20 @@ func TestErrorPolicy(t *testing.T) {
 				t.Fatalf("run: %v", err)
 			}
 			part := c.readAll(t, "in")[0].Partition
+
+			// The counters: every record processed but the poison, each
+			// poison record skipped or dead-lettered, and at least one
+			// failed batch with the policy as its outcome, none with fail.
+			pm := eng.Metrics().Pipelines[0]
+			skipped, deadLettered := int64(len(tt.poison)), int64(0)
+			if tt.policy == engine.OnErrorDeadLetter {
+				skipped, deadLettered = 0, skipped
+			}
+			if pm.Records < int64(100-len(tt.poison)) || pm.Emitted < int64(100-len(tt.poison)) || pm.Skipped != skipped || pm.DeadLettered != deadLettered ||
+				pm.FailedBatches[tt.policy] < 1 || pm.FailedBatches[engine.OnErrorFail] != 0 {
+				t.Errorf("metrics: records %d, emitted %d, skipped %d, dead-lettered %d, failed batches %v; want %d good records, %d skipped, %d dead-lettered, failures under %s",
+					pm.Records, pm.Emitted, pm.Skipped, pm.DeadLettered, pm.FailedBatches, 100-len(tt.poison), skipped, deadLettered, tt.policy)
+			}
 
 			// Outputs: one per good record, in offset order, counting only
 			// the good records.
