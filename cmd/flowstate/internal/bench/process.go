@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -58,6 +59,11 @@ type ProcessResult struct {
 	Metrics        bool    `json:"metrics"`
 	Seconds        float64 `json:"seconds"`
 	RecordsPerSec  float64 `json:"records_per_second"`
+	// CPUPerRecord is the process's CPU time (user and system: the
+	// engine, the embedded broker, the scrapes) over the measured part,
+	// per record, in microseconds. On a machine shared with other work it
+	// varies less than the wall time.
+	CPUPerRecord float64 `json:"cpu_us_per_record"`
 }
 
 // WriteProcess prints the results of `flowstate bench process`: a table,
@@ -69,15 +75,16 @@ func WriteProcess(w io.Writer, results []ProcessResult, asJSON bool) error {
 		return enc.Encode(map[string]any{"bench": "process", "results": results})
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "guarantee\tmetrics\trecords\tpartitions\tcommit interval\tseconds\trecords/s\t")
+	fmt.Fprintln(tw, "guarantee\tmetrics\trecords\tpartitions\tcommit interval\tseconds\trecords/s\tCPU µs/record\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.2f\t%.0f\t\n", r.Guarantee, onOff(r.Metrics), r.Records, r.Partitions, r.CommitInterval, r.Seconds, r.RecordsPerSec)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%.2f\t%.0f\t%.2f\t\n", r.Guarantee, onOff(r.Metrics), r.Records, r.Partitions, r.CommitInterval, r.Seconds, r.RecordsPerSec, r.CPUPerRecord)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, c := range MetricsCost(results) {
-		fmt.Fprintf(w, "metrics on/off, %s: %.3f (%d runs each, mean records/s %.0f / %.0f)\n", c.Guarantee, c.Ratio, c.Runs, c.On, c.Off)
+		fmt.Fprintf(w, "metrics on/off, %s: %.3f (%d runs each, mean records/s %.0f / %.0f); CPU per record %.3f (%.2f / %.2f µs)\n",
+			c.Guarantee, c.Ratio, c.Runs, c.On, c.Off, c.CPURatio, c.CPUOn, c.CPUOff)
 	}
 	return nil
 }
@@ -189,9 +196,11 @@ func Process(ctx context.Context, cfg ProcessConfig) (ProcessResult, error) {
 	go func() { errc <- e.Run(runCtx) }()
 
 	var begin time.Time
+	var cpu0 time.Duration
 	select {
 	case <-running:
 		begin = time.Now()
+		cpu0 = cpuTime()
 		if cfg.CPUProfile != "" {
 			stop, err := startCPUProfile(cfg.CPUProfile, string(g))
 			if err != nil {
@@ -224,6 +233,7 @@ func Process(ctx context.Context, cfg ProcessConfig) (ProcessResult, error) {
 		}
 	}
 	took := time.Since(begin)
+	cpu := cpuTime() - cpu0
 	cancel()
 	if err := <-errc; err != nil {
 		return ProcessResult{}, err
@@ -237,6 +247,7 @@ func Process(ctx context.Context, cfg ProcessConfig) (ProcessResult, error) {
 	return ProcessResult{
 		Guarantee: string(g), Records: cfg.Records, Partitions: cfg.Partitions, CommitInterval: ci.String(),
 		Metrics: cfg.Metrics, Seconds: took.Seconds(), RecordsPerSec: float64(cfg.Records) / took.Seconds(),
+		CPUPerRecord: float64(cpu.Microseconds()) / float64(cfg.Records),
 	}, nil
 }
 
@@ -272,12 +283,15 @@ type Cost struct {
 	Runs      int     // runs of each
 	On, Off   float64 // mean records/s
 	Ratio     float64 // On / Off: below 1 is what metrics cost
+	// CPUOn and CPUOff are the mean CPU µs per record, CPURatio
+	// CPUOn / CPUOff: above 1 is what metrics cost.
+	CPUOn, CPUOff, CPURatio float64
 }
 
 // MetricsCost returns, for each guarantee with runs both with and without
 // metrics, the ratio of their mean throughputs.
 func MetricsCost(results []ProcessResult) []Cost {
-	type sums struct{ on, off []float64 }
+	type sums struct{ on, off, cpuOn, cpuOff []float64 }
 	by := map[string]*sums{}
 	var order []string
 	for _, r := range results {
@@ -289,8 +303,10 @@ func MetricsCost(results []ProcessResult) []Cost {
 		}
 		if r.Metrics {
 			s.on = append(s.on, r.RecordsPerSec)
+			s.cpuOn = append(s.cpuOn, r.CPUPerRecord)
 		} else {
 			s.off = append(s.off, r.RecordsPerSec)
+			s.cpuOff = append(s.cpuOff, r.CPUPerRecord)
 		}
 	}
 	mean := func(xs []float64) float64 {
@@ -308,6 +324,8 @@ func MetricsCost(results []ProcessResult) []Cost {
 		}
 		c := Cost{Guarantee: g, Runs: min(len(s.on), len(s.off)), On: mean(s.on), Off: mean(s.off)}
 		c.Ratio = c.On / c.Off
+		c.CPUOn, c.CPUOff = mean(s.cpuOn), mean(s.cpuOff)
+		c.CPURatio = c.CPUOn / c.CPUOff
 		out = append(out, c)
 	}
 	return out
@@ -332,4 +350,13 @@ func scrape(ctx context.Context, x *observe.Exporter, every time.Duration) {
 			}
 		}
 	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

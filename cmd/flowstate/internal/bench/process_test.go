@@ -57,7 +57,7 @@ func TestBenchProcess(t *testing.T) {
 	if err := bench.WriteProcess(&table, results, false); err != nil {
 		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`(?m)^metrics on/off, at_least_once: \d+\.\d{3} \(1 runs each`).Match(table.Bytes()) {
+	if !regexp.MustCompile(`(?m)^metrics on/off, at_least_once: \d+\.\d{3} \(1 runs each.*; CPU per record \d+\.\d{3} `).Match(table.Bytes()) {
 		t.Errorf("table without the ratio of at_least_once:\n%s", table.String())
 	}
 	if strings.Contains(table.String(), "exactly_once: ") {
@@ -78,7 +78,7 @@ func TestBenchProcess(t *testing.T) {
 		t.Fatalf("results = %+v", got.Results)
 	}
 	for _, r := range got.Results {
-		if r.Records != 20000 || r.RecordsPerSec <= 0 {
+		if r.Records != 20000 || r.RecordsPerSec <= 0 || r.CPUPerRecord <= 0 {
 			t.Errorf("result %+v", r)
 		}
 	}
