@@ -28,6 +28,7 @@ import (
 // partitions) with the exporter, the HTTP server and a gate on the restore
 // of task counts/0, whose changelog holds restoreRecords records.
 type observed struct {
+	cfg  engine.Config
 	srv  *observe.Server
 	e    *engine.Engine
 	cl   *kgo.Client
@@ -79,7 +80,7 @@ func startObserved(t *testing.T, app string) *observed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &observed{e: e, cl: cl, gate: make(chan struct{})}
+	o := &observed{cfg: cfg, e: e, cl: cl, gate: make(chan struct{})}
 	ctx, cancel := context.WithCancel(t.Context())
 	e.SetListener(engine.Listener{Restore: restore.Listener{Batch: func(b restore.BatchInfo) {
 		if b.Task == "counts/0" {

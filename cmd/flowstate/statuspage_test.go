@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/flowstate/flowstate/cmd/flowstate/internal/observe"
 	"github.com/flowstate/flowstate/internal/poll"
 )
 
@@ -129,12 +130,14 @@ func TestStatusPage(t *testing.T) {
 	})
 	screenshot(t, ctx, "restoring.png")
 
-	// Let batches through one at a time until the bar has moved.
+	// Let one more batch through (the restore has about ten): the bar
+	// moves, with the rate and the ETA beside it, still restoring.
+	select {
+	case o.gate <- struct{}{}:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the restore of counts/0 took no batch")
+	}
 	poll.Until(t, time.Minute, func() error {
-		select {
-		case o.gate <- struct{}{}:
-		case <-time.After(100 * time.Millisecond):
-		}
 		n, err := restored()
 		if err != nil {
 			return err
@@ -142,12 +145,12 @@ func TestStatusPage(t *testing.T) {
 		if n <= first {
 			return fmt.Errorf("the restore bar shows %d records restored, no more than the first %d", n, first)
 		}
+		cells, err := pageEval[[]string](t, ctx, `[`+row+`.dataset.state, `+row+`.querySelector('.eta').textContent]`)
+		if err != nil || len(cells) != 2 || cells[0] != "RESTORING" || cells[1] == "" {
+			return fmt.Errorf("the row of counts/0 shows state and ETA %q (%v), want RESTORING and an ETA", cells, err)
+		}
 		return nil
 	})
-	eta, err := pageEval[string](t, ctx, row+`.querySelector('.eta').textContent`)
-	if err != nil || eta == "" {
-		t.Errorf("the row of counts/0 shows no ETA while restoring (%q, %v)", eta, err)
-	}
 
 	close(o.gate)
 	poll.Until(t, time.Minute, func() error {
@@ -180,4 +183,25 @@ func TestStatusPage(t *testing.T) {
 		return nil
 	})
 	screenshot(t, ctx, "running.png")
+
+	// A second endpoint, as another process would serve: the page named
+	// with ?addr= shows both processes' tasks, fetched from the browser.
+	peer, err := observe.Start(observe.ServerConfig{Addr: "127.0.0.1:0", Engine: o.cfg, Version: version}, o.e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Stop()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url+"&addr="+peer.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, time.Minute, func() error {
+		for _, addr := range []string{o.srv.Addr(), peer.Addr()} {
+			n, err := pageEval[int](t, ctx, `document.querySelectorAll('tr.task[data-addr="`+addr+`"]').length`)
+			if err != nil || n != 2 {
+				return fmt.Errorf("%d task rows of %s, want 2 (%v)", n, addr, err)
+			}
+		}
+		return nil
+	})
+	screenshot(t, ctx, "two-processes.png")
 }
