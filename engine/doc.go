@@ -42,7 +42,10 @@
 //  4. tracker.mu, replica.durMu, restoreStatus.mu, inbox.mu, turnPool.mu:
 //     leaves, held briefly, never while taking another lock (the janitor
 //     holds tracker.mu while it renames a directory, so that no task opens
-//     it meanwhile).
+//     it meanwhile). inputLag.mu (hooks.go) is one too, taken by
+//     the poll loop under Engine.mu; Metrics reads the stores' memory
+//     (state.Budget.MemoryStats, under the budget's own leaf lock) after
+//     it has let go of tracker.mu.
 //
 // Opening and closing stores happens on the tasks' and standbys' own
 // goroutines, never under Engine.mu: the next owner of a directory waits
