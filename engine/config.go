@@ -8,6 +8,7 @@ import (
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/internal/crashpoint"
 	"github.com/flowstate/flowstate/internal/field"
+	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
 	"github.com/flowstate/flowstate/state/changelog"
 )
@@ -64,7 +65,7 @@ type Config struct {
 	// RocksDB is the memory budget shared by every store of the process.
 	RocksDB state.BudgetConfig `koanf:"rocksdb"`
 	// Restore configures restoring stores from their changelogs.
-	Restore RestoreConfig `koanf:"restore"`
+	Restore restore.Settings `koanf:"restore"`
 	// StateCleanupDelay is how long the directory of a task that left the
 	// process (its partition was revoked, or the engine stopped) is kept
 	// before it is deleted, so that a task coming back within it restores
