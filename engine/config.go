@@ -306,3 +306,14 @@ func (c *Config) Validate() error {
 func (c *Config) ChangelogTopic(store string) string {
 	return changelog.Topic(c.ApplicationID, store)
 }
+
+// FieldError is one invalid config field as Validate reports it: Key is
+// the full dotted config key (restore.max_parallel), Msg what is wrong
+// with the value. It is internal/field's type, so that callers outside
+// the module can read the fields: with errors.As for the first, with
+// FieldErrors for all.
+type FieldError = field.Error
+
+// FieldErrors returns the field errors in err, an error of Validate (a
+// list of them), in the order found; nil for nil.
+func FieldErrors(err error) []*FieldError { return field.Errors(err) }
