@@ -6,9 +6,10 @@ import "slices"
 // to keep standby copies of its tasks: never the unit's active member, a
 // member at most once per unit. When members set a rack, a member on a
 // rack that holds neither the active nor an earlier standby of the unit
-// goes first, so that one rack's failure does not take every copy. Then,
-// of the members without a useful copy, one that holds no standby of
-// another unit active on the same member as this one goes first: when a
+// goes first, so that one rack's failure does not take every copy. Then a
+// member that holds no standby of another unit active on the same member
+// as this one goes first (unless it has no useful copy and only members
+// holding such a standby have one: a copy is sticky): when a
 // member leaves, its units fail over to as many members, each with a
 // caught-up copy and room for one unit more, not to one member holding
 // all their copies (which could take one, and would warm up or restore
@@ -91,6 +92,12 @@ func (g *group) standbys(assignedTo []int, load []int) [][]int {
 			rackUsed[r] = true
 		}
 		for range min(g.in.Standbys, len(g.eligible[u])-1) {
+			// Whether a member with a useful copy holds no standby of a
+			// unit active with this one: then a member that holds one
+			// goes after it, copy or not.
+			freeCopy := slices.ContainsFunc(g.copies[u], func(c copyOf) bool {
+				return c.member != act && pairs[act*m+c.member] == 0 && !slices.Contains(out[u], c.member)
+			})
 			// Of the eligible members but the active one and those
 			// chosen, the least by (rack used, at share, lag, total,
 			// distance from the active member round the member order):
@@ -104,7 +111,7 @@ func (g *group) standbys(assignedTo []int, load []int) [][]int {
 					continue
 				}
 				iRack := g.rack[i] >= 0 && rackUsed[g.rack[i]]
-				iPair := pairs[act*m+i] > 0 && lag[i] == g.full[u]
+				iPair := pairs[act*m+i] > 0 && (freeCopy || lag[i] == g.full[u])
 				iShare := total[i] >= share
 				if best >= 0 {
 					if c := compareBool(iRack, bRack); c != 0 {
