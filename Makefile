@@ -44,12 +44,13 @@ $(BIN)/plugins/%.wasm: plugins/%/main.go $(GOFILES)
 # slower (0.8 s to 12 s on 2 cores), which takes the engine tests that start
 # engine after engine past their deadlines; RACE_ENGINE picks the engine's
 # concurrency tests that fit (the turn pool, assignment, whole engines
-# processing, fencing, a crash mid-commit, restores), and the rest of engine
+# processing, fencing, a crash mid-commit, restores; the balancer's adapter
+# and its end-offset listing, together about 1 s), and the rest of engine
 # runs without -race. CMD_PROCESSES, the crash and scale-out suites, run
 # flowstate as separate processes, where -race on the test binary checks
 # only the harness; the rest of cmd/flowstate runs under -race.
 RACE          := ./state/... ./restore/... ./host/... ./conformance/... ./internal/... ./engine/internal/... ./cmd/flowstate/internal/...
-RACE_ENGINE   := ^(TestInbox.*|TestAssign.*|TestUserData|TestBalancerCooperative|TestStoreStates|TestStandbyAssignmentData|TestStaticJoin|TestTurnPool|TestWarmupsForgottenOnJoin|TestWordcount|TestWordcountExactlyOnce|TestCrashBetweenKafkaAndRocksDB|TestFencing|TestTruncatedChangelog|TestScaleOutStickyLagAware)$$
+RACE_ENGINE   := ^(TestInbox.*|TestAssign.*|TestUserData|TestBalancer.*|TestParseSyncAssignment|TestEndOffsets|TestStoreStates|TestStandbyAssignmentData|TestStaticJoin|TestTurnPool|TestWarmupsForgottenOnJoin|TestWordcount|TestWordcountExactlyOnce|TestCrashBetweenKafkaAndRocksDB|TestFencing|TestTruncatedChangelog|TestScaleOutStickyLagAware)$$
 CMD_PROCESSES := ^(TestCrash|TestScaleOut)$$
 # ARTIFACTS keeps what tests leave to look at: the status page's
 # screenshots from headless chromium (TestStatusPage).

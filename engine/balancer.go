@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -20,7 +21,9 @@ import (
 // subscription, the changelog offsets of every task store it has on disk:
 // the open tasks' offsets as of their last commit (from memory), and the
 // closed ones' from the file their task wrote when it closed (janitor.go),
-// so that a join opens no RocksDB. The leader lists the changelogs' end
+// so that a join opens no RocksDB, and the generation it was first
+// assigned each owned partition in (a member above its share gives up
+// what it took last first). The leader lists the changelogs' end
 // offsets and hands everything to assign.Assign, which decides the
 // actives, standbys and warm-ups (engine/internal/assign says how). The
 // assignment is cooperative: a unit moving between members is first
@@ -112,6 +115,32 @@ type groupBalancer struct {
 	// stop, closed when the engine stops (Run's ctx.Done), cancels a
 	// listing under way.
 	stop <-chan struct{}
+
+	mu sync.Mutex
+	// acquired is, per partition this member owns, the generation it
+	// was first assigned in: the generation of the join that first
+	// listed it as owned (assign.Member.Acquired).
+	acquired map[assign.TopicPartition]int32
+}
+
+// acquisitions records the owned partitions of a join, current of
+// generation, and returns when each was first assigned.
+func (b *groupBalancer) acquisitions(current map[string][]int32, generation int32) map[assign.TopicPartition]int32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	next := make(map[assign.TopicPartition]int32, len(b.acquired))
+	for topic, ps := range current {
+		for _, p := range ps {
+			tp := assign.TopicPartition{Topic: topic, Partition: p}
+			gen, ok := b.acquired[tp]
+			if !ok {
+				gen = generation
+			}
+			next[tp] = gen
+		}
+	}
+	b.acquired = next // replaced, never changed, by the next join
+	return next
 }
 
 var _ kgo.GroupBalancer = (*groupBalancer)(nil)
@@ -147,7 +176,10 @@ func (b *groupBalancer) JoinGroupMetadata(interests []string, current map[string
 	if rack := b.e.cfg.Rack; rack != "" {
 		meta.Rack = &rack // v3, for rack-aware standbys
 	}
-	meta.UserData = assign.EncodeSubscription(subscriptionStates(b.e.storeStates()))
+	meta.UserData = assign.EncodeSubscription(assign.Subscription{
+		Stores:   subscriptionStates(b.e.storeStates()),
+		Acquired: b.acquisitions(current, generation),
+	})
 	return meta.AppendTo(nil)
 }
 
@@ -210,10 +242,12 @@ func (b *groupBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int3
 		for _, o := range meta.OwnedPartitions {
 			am.Owned[o.Topic] = append(am.Owned[o.Topic], o.Partitions...)
 		}
-		states, err := assign.DecodeSubscription(meta.UserData)
+		sub, err := assign.DecodeSubscription(meta.UserData)
 		if err != nil {
 			log.Warn("assignment: member's store states unreadable; balancing as if it had none", "member", m.MemberID, "err", err)
 		}
+		states := sub.Stores
+		am.Acquired = sub.Acquired
 		open := 0
 		for _, s := range states {
 			am.Stores[s.Task] = s.Changelog

@@ -133,6 +133,68 @@ func TestBalancerCooperative(t *testing.T) {
 	}
 }
 
+// TestBalancerAcquired: a member's subscription says when it was first
+// assigned each partition it owns, and a member above its share gives up
+// the one it took last, not the last in partition order.
+func TestBalancerAcquired(t *testing.T) {
+	e := &Engine{
+		cfg:       Config{ApplicationID: "app", StateDir: t.TempDir()},
+		log:       slog.New(slog.DiscardHandler),
+		pipelines: []*pipeline{{cfg: Pipeline{Name: "map", Inputs: []string{"in"}}}},
+	}
+	e.track.init(e.pipelines)
+	a, b := &groupBalancer{e: e}, &groupBalancer{e: e}
+	topics := []string{"in"}
+	acquired := func(meta []byte) map[assign.TopicPartition]int32 {
+		t.Helper()
+		var m kmsg.ConsumerMemberMetadata
+		if err := m.ReadFrom(meta); err != nil {
+			t.Fatal(err)
+		}
+		sub, err := assign.DecodeSubscription(m.UserData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sub.Acquired
+	}
+	tp := func(p int32) assign.TopicPartition { return assign.TopicPartition{Topic: "in", Partition: p} }
+	if got, want := acquired(a.JoinGroupMetadata(topics, owns("in:0,2"), 4)), map[assign.TopicPartition]int32{tp(0): 4, tp(2): 4}; !maps.Equal(got, want) {
+		t.Errorf("first join: acquired %v, want %v", got, want)
+	}
+	metaA := a.JoinGroupMetadata(topics, owns("in:0,1,2"), 6)
+	if got, want := acquired(metaA), map[assign.TopicPartition]int32{tp(0): 4, tp(1): 6, tp(2): 4}; !maps.Equal(got, want) {
+		t.Errorf("second join: acquired %v, want %v", got, want)
+	}
+	if got, want := acquired(a.JoinGroupMetadata(topics, owns("in:1"), 7)), map[assign.TopicPartition]int32{tp(1): 6}; !maps.Equal(got, want) {
+		t.Errorf("after a revoke: acquired %v, want %v", got, want)
+	}
+
+	members := []kmsg.JoinGroupResponseMember{
+		{MemberID: "a", ProtocolMetadata: metaA},
+		{MemberID: "b", ProtocolMetadata: b.JoinGroupMetadata(topics, nil, -1)},
+	}
+	mb, _, err := a.MemberBalancer(members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := mb.(kgo.GroupMemberBalancerOrError).BalanceOrError(map[string]int32{"in": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, sa := range plan.IntoSyncAssignment() {
+		parts, err := b.ParseSyncAssignment(sa.MemberAssignment)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[sa.MemberID] = render(map[string]map[string][]int32{"x": parts})["x"]
+	}
+	// a revokes 1, the partition it took last, for b.
+	if want := map[string]string{"a": "in:0,2", "b": ""}; !maps.Equal(got, want) {
+		t.Errorf("sync assignment %v, want %v", got, want)
+	}
+}
+
 // TestStoreStates lists a state directory as a join reports it: a closed
 // task directory by its closed offsets file, a directory a crash left
 // without one after recoverClosedOffsets has opened it once, and nothing

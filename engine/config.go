@@ -10,6 +10,7 @@ import (
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/internal/crashpoint"
 	"github.com/flowstate/flowstate/internal/field"
+	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
 	"github.com/flowstate/flowstate/state/changelog"
 )
@@ -66,7 +67,7 @@ type Config struct {
 	// RocksDB is the memory budget shared by every store of the process.
 	RocksDB state.BudgetConfig `koanf:"rocksdb"`
 	// Restore configures restoring stores from their changelogs.
-	Restore RestoreConfig `koanf:"restore"`
+	Restore restore.Settings `koanf:"restore"`
 	// StateCleanupDelay is how long the directory of a task that left the
 	// process (its partition was revoked, or the engine stopped) is kept
 	// before it is deleted, so that a task coming back within it restores
@@ -314,3 +315,14 @@ func (c *Config) Validate() error {
 func (c *Config) ChangelogTopic(store string) string {
 	return changelog.Topic(c.ApplicationID, store)
 }
+
+// FieldError is one invalid config field as Validate reports it: Key is
+// the full dotted config key (restore.max_parallel), Msg what is wrong
+// with the value. It is internal/field's type, so that callers outside
+// the module can read the fields: with errors.As for the first, with
+// FieldErrors for all.
+type FieldError = field.Error
+
+// FieldErrors returns the field errors in err, an error of Validate (a
+// list of them), in the order found; nil for nil.
+func FieldErrors(err error) []*FieldError { return field.Errors(err) }

@@ -8,6 +8,7 @@ import (
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/host"
 	"github.com/flowstate/flowstate/internal/field"
+	"github.com/flowstate/flowstate/restore"
 	"github.com/flowstate/flowstate/state"
 )
 
@@ -39,7 +40,7 @@ func TestConfigValidateKeys(t *testing.T) {
 		Brokers:               []string{"b:1"},
 		AcceptableRecoveryLag: new(int64(-1)),
 		RocksDB:               state.BudgetConfig{MaxOpenFiles: -2, Stores: map[string]state.StoreOptions{"s": {Compaction: "tiered"}}},
-		Restore:               engine.RestoreConfig{MaxParallel: -1, OnTruncated: "ignore"},
+		Restore:               restore.Settings{MaxParallel: -1, OnTruncated: "ignore"},
 		Pipelines: []engine.Pipeline{{
 			Name: "p", Inputs: []string{"in"}, OnError: "retry",
 			Limits: host.Limits{MemoryMB: 5000},

@@ -298,6 +298,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	e.client.Store(e.cl)
+	e.joins.clientReady(e.cl)
 	if e.eos {
 		// Initializing the producer fences an older process with the same
 		// transactional id and ends the transaction it left open, so the

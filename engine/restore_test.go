@@ -60,7 +60,7 @@ func (r *rig) config(t *testing.T, dir string) engine.Config {
 		Logger:         testLogger(t),
 		// Small fetches and SST chunks: a fresh store's restore takes many
 		// batches, which the tests hold and interrupt.
-		Restore: engine.RestoreConfig{FetchMaxBytes: 8 << 10, SSTChunkBytes: 16 << 10},
+		Restore: restore.Settings{FetchMaxBytes: 8 << 10, SSTChunkBytes: 16 << 10},
 		Pipelines: []engine.Pipeline{{
 			Name:    rigApp,
 			Module:  plugintest.Build(t, "engine/testdata/poison"),

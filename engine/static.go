@@ -38,6 +38,9 @@ type joinMemory struct {
 	last   map[string][]byte         // protocol -> metadata of the last join
 	replay *layout.SavedSubscription // until the first assignment after a restart
 	used   bool                      // the replay went into a join
+	// pending is a replay whose assignment came before Run had stored
+	// the client (kgo joins as soon as it is made); clientReady checks it.
+	pending *layout.SavedSubscription
 }
 
 // remember wraps b so that its subscriptions pass through m.
@@ -102,18 +105,40 @@ func (m *joinMemory) synced() {
 	m.mu.Lock()
 	replay, used := m.replay, m.used
 	m.replay, m.used = nil, false
+	cl := m.e.client.Load()
+	if replay != nil && used && cl == nil {
+		m.pending = replay
+	}
 	m.mu.Unlock()
-	if replay == nil || !used {
+	if replay == nil || !used || cl == nil {
 		return
 	}
-	_, gen := m.e.cl.GroupMetadata()
+	m.check(cl, replay)
+}
+
+// clientReady runs once Run has stored the client: it checks a replay
+// whose assignment came before.
+func (m *joinMemory) clientReady(cl *kgo.Client) {
+	m.mu.Lock()
+	replay := m.pending
+	m.pending = nil
+	m.mu.Unlock()
+	if replay != nil {
+		m.check(cl, replay)
+	}
+}
+
+// check logs whether the rejoin of replay went without a rebalance, and
+// if it did not, rejoins with the current subscription.
+func (m *joinMemory) check(cl *kgo.Client, replay *layout.SavedSubscription) {
+	_, gen := cl.GroupMetadata()
 	if gen == replay.Generation {
 		m.e.log.Info("static member rejoined without a rebalance", "instance_id", replay.InstanceID, "generation", gen)
 		return
 	}
 	m.e.log.Info("static member rejoined in a rebalance; joining again with its current subscription",
 		"instance_id", replay.InstanceID, "generation", gen, "stopped_in", replay.Generation)
-	go m.e.cl.ForceRebalance() // not from the group's goroutine, which runs this
+	go cl.ForceRebalance() // not from the group's goroutine, which may run this
 }
 
 // takeStaticJoin reads and removes the saved subscription, if this

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowstate/flowstate/internal/crashpoint"
+	"github.com/flowstate/flowstate/internal/field"
 	"github.com/flowstate/flowstate/state"
 	"github.com/flowstate/flowstate/state/changelog"
 )
@@ -26,31 +28,106 @@ type Changelog struct {
 	Partition int32
 }
 
-// Config configures a restore.
+// Settings are the restore settings of a process: the keys under restore
+// in flowstate's config file, by their koanf tags. Zero fields take the
+// defaults of EnsureDefaults. Config embeds them.
+type Settings struct {
+	// FetchMaxBytes bounds one fetch response of a restore client, in
+	// bytes; each restoring task has its own client, apart from the
+	// processing consumer. Default 64 MiB. Kafka Streams: the restore
+	// consumer's fetch.max.bytes (restore.consumer.fetch.max.bytes).
+	FetchMaxBytes int `koanf:"fetch_max_bytes"`
+	// FetchMaxPartitionBytes bounds one changelog partition's share of a
+	// fetch response, in bytes. Default 4 MiB, or FetchMaxBytes if that
+	// is smaller. A fetch that brought a whole partition at once left
+	// nothing to do while it was in flight; smaller ones let the client
+	// fetch the next piece while the restore writes the last. Measured
+	// with `flowstate bench restore` (1M records of 116 bytes, 8
+	// partitions of 14.5 MB, embedded broker, 2 cores): 64 MiB fetches
+	// 0.72 to 0.81 s, 4 MiB 0.56 to 0.65 s, 1 MiB about the same as 4
+	// MiB; a remote broker, with a round trip per fetch, favours the
+	// larger. Kafka Streams: the restore consumer's
+	// max.partition.fetch.bytes (default 1 MiB).
+	FetchMaxPartitionBytes int `koanf:"fetch_max_partition_bytes"`
+	// SSTChunkBytes bounds the keys and values, in bytes, that a store
+	// rebuilt from nothing collects before they are sorted, written to one
+	// SST file and ingested (see PathSST). Default 64 MiB; -1 (any
+	// negative, for Restore) turns the SST path off, so that every store
+	// takes PathBatch. Kafka Streams: none (it writes every restored
+	// record through the memtables).
+	SSTChunkBytes int `koanf:"sst_chunk_bytes"`
+	// MaxParallel is how many tasks of the process replay changelogs at
+	// once. A task waiting for a turn stays RESTORING; running tasks are
+	// not held up. A task with nothing to replay needs no turn. Restore
+	// does not read it: the caller applies it through Config.Acquire (the
+	// engine's active tasks' restores go before standbys' catch-ups, which
+	// hold at most MaxParallel-1 turns). Default 2. Kafka Streams: none
+	// (each stream thread restores all its tasks).
+	MaxParallel int `koanf:"max_parallel"`
+	// OnTruncated is what a restore does when records after a store's
+	// offset were deleted from its changelog (DeleteRecords, retention):
+	// rebuild (default) clears the store and restores it from the log
+	// start, fail fails the task with a *TruncatedError. Kafka Streams:
+	// none (a TaskCorruptedException wipes the store).
+	OnTruncated TruncatedPolicy `koanf:"on_truncated"`
+	// ProgressInterval is the period of the "restore progress" log lines
+	// while records are replayed. Default DefaultProgressInterval (5s);
+	// negative turns them off (the CLI does when it draws progress bars
+	// instead). Kafka Streams: none (a StateRestoreListener).
+	ProgressInterval time.Duration `koanf:"progress_interval"`
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (s *Settings) EnsureDefaults() {
+	if s.FetchMaxBytes == 0 {
+		s.FetchMaxBytes = DefaultFetchMaxBytes
+	}
+	if s.FetchMaxPartitionBytes == 0 {
+		s.FetchMaxPartitionBytes = min(DefaultFetchMaxPartitionBytes, s.FetchMaxBytes)
+	}
+	if s.SSTChunkBytes == 0 {
+		s.SSTChunkBytes = DefaultSSTChunkBytes
+	}
+	if s.MaxParallel == 0 {
+		s.MaxParallel = 2
+	}
+	if s.OnTruncated == "" {
+		s.OnTruncated = TruncatedRebuild
+	}
+	if s.ProgressInterval == 0 {
+		s.ProgressInterval = DefaultProgressInterval
+	}
+}
+
+// Validate reports every invalid field: a field.List keyed by the fields'
+// config keys (fetch_max_bytes), which the holder's Validate nests under
+// its own key (restore). Call it after EnsureDefaults.
+func (s *Settings) Validate() error {
+	var errs field.List
+	if s.FetchMaxBytes < 1<<10 || s.FetchMaxBytes > math.MaxInt32 {
+		errs.Add("fetch_max_bytes", "%d is not between 1 KiB (1024) and 2 GiB", s.FetchMaxBytes)
+	}
+	if s.FetchMaxPartitionBytes < 1<<10 || s.FetchMaxPartitionBytes > math.MaxInt32 {
+		errs.Add("fetch_max_partition_bytes", "%d is not between 1 KiB (1024) and 2 GiB", s.FetchMaxPartitionBytes)
+	}
+	if s.SSTChunkBytes < -1 || (s.SSTChunkBytes >= 0 && s.SSTChunkBytes < 1<<10) {
+		errs.Add("sst_chunk_bytes", "%d is not -1 (off) or at least 1 KiB (1024)", s.SSTChunkBytes)
+	}
+	if s.MaxParallel < 1 {
+		errs.Add("max_parallel", "%d is not at least 1", s.MaxParallel)
+	}
+	errs.Nest("on_truncated", s.OnTruncated.Validate())
+	return errs.Err()
+}
+
+// Config configures a restore: the process's Settings, and what the
+// caller sets for each restore.
 type Config struct {
+	Settings
 	// Brokers are the seed brokers of the restore client.
 	Brokers []string
 	// ClientOpts are extra options for the restore client (TLS, SASL).
 	ClientOpts []kgo.Opt
-	// FetchMaxBytes bounds one fetch response. Default 64 MiB.
-	FetchMaxBytes int32
-	// FetchMaxPartitionBytes bounds one changelog partition's share of a
-	// fetch response. Default 4 MiB, or FetchMaxBytes if that is smaller.
-	// A fetch that brought a whole partition at once left nothing to do
-	// while it was in flight; smaller ones let the client fetch the next
-	// piece while the restore writes the last. Measured with `flowstate
-	// bench restore` (1M records of 116 bytes, 8 partitions of 14.5 MB,
-	// embedded broker, 2 cores): 64 MiB fetches 0.72 to 0.81 s, 4 MiB 0.56
-	// to 0.65 s, 1 MiB about the same as 4 MiB; a remote broker, with a
-	// round trip per fetch, favours the larger. Kafka Streams: the restore
-	// consumer's max.partition.fetch.bytes (default 1 MiB).
-	FetchMaxPartitionBytes int32
-	// SSTChunkBytes bounds the keys and values, in bytes, that a store
-	// rebuilt from nothing collects before they are sorted, written to one
-	// SST file and ingested (see PathSST). Default 64 MiB; negative turns
-	// the SST path off, so that every store takes PathBatch. Kafka Streams:
-	// none (it writes every restored record through the memtables).
-	SSTChunkBytes int
 	// ReadCommitted reads the changelogs read_committed and restores up to
 	// their last stable offsets: under exactly-once, records of aborted or
 	// still open transactions are not the store's.
@@ -61,13 +138,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Listener receives progress events; its nil fields are skipped.
 	Listener Listener
-	// OnTruncated is what to do when records after a store's offset were
-	// deleted from its changelog. Default TruncatedRebuild.
-	OnTruncated TruncatedPolicy
-	// ProgressInterval is the period of the "restore progress" log lines
-	// while records are replayed. Default DefaultProgressInterval; negative
-	// turns them off.
-	ProgressInterval time.Duration
 	// Acquire, when set, is called once the changelogs' offsets are listed
 	// and only if there is something to replay, before the Begin event. It
 	// may block (the engine bounds how many tasks replay at once with it);
@@ -147,8 +217,7 @@ const (
 	PathSST Path = "sst"
 )
 
-// The defaults of Config's sizes, in bytes; engine.RestoreConfig uses them
-// too.
+// The defaults of Settings' sizes, in bytes.
 const (
 	DefaultFetchMaxBytes          = 64 << 20
 	DefaultFetchMaxPartitionBytes = 4 << 20
@@ -160,15 +229,7 @@ func (cfg *Config) ensureDefaults() {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.FetchMaxBytes == 0 {
-		cfg.FetchMaxBytes = DefaultFetchMaxBytes
-	}
-	if cfg.FetchMaxPartitionBytes == 0 {
-		cfg.FetchMaxPartitionBytes = min(DefaultFetchMaxPartitionBytes, cfg.FetchMaxBytes)
-	}
-	if cfg.SSTChunkBytes == 0 {
-		cfg.SSTChunkBytes = DefaultSSTChunkBytes
-	}
+	cfg.Settings.EnsureDefaults()
 }
 
 // clientOpts are the options of a restore or tail client, before what it
@@ -177,8 +238,8 @@ func (cfg *Config) ensureDefaults() {
 func (cfg *Config) clientOpts(more ...kgo.Opt) []kgo.Opt {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.FetchMaxBytes(cfg.FetchMaxBytes),
-		kgo.FetchMaxPartitionBytes(cfg.FetchMaxPartitionBytes),
+		kgo.FetchMaxBytes(int32(min(cfg.FetchMaxBytes, math.MaxInt32))),
+		kgo.FetchMaxPartitionBytes(int32(min(cfg.FetchMaxPartitionBytes, math.MaxInt32))),
 		kgo.KeepControlRecords(),
 	}, more...)
 	opts = append(opts, cfg.ClientOpts...)

@@ -131,7 +131,7 @@ func TestRestoreLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	res, err := restore.Restore(t.Context(), restore.Config{Brokers: []string{addr}, FetchMaxBytes: 4 << 10},
+	res, err := restore.Restore(t.Context(), restore.Config{Brokers: []string{addr}, Settings: restore.Settings{FetchMaxBytes: 4 << 10}},
 		db, []restore.Changelog{{Store: 0, Topic: topic, Partition: 1}})
 	if err != nil {
 		t.Fatal(err)

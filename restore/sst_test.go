@@ -52,7 +52,7 @@ func TestRestoreSSTMatchesBatch(t *testing.T) {
 		batches := 0
 		var end restore.EndInfo
 		res, err := restore.Restore(t.Context(), restore.Config{
-			Brokers: []string{addr}, SSTChunkBytes: chunk, Task: "app/1",
+			Brokers: []string{addr}, Settings: restore.Settings{SSTChunkBytes: chunk}, Task: "app/1",
 			Listener: restore.Listener{
 				Batch: func(restore.BatchInfo) { batches++ },
 				End:   func(e restore.EndInfo) { end = e },
@@ -147,7 +147,7 @@ func TestRestoreSSTAheadOfOffset(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			cfg := restore.Config{Brokers: []string{addr}, SSTChunkBytes: 16}
+			cfg := restore.Config{Brokers: []string{addr}, Settings: restore.Settings{SSTChunkBytes: 16}}
 			if _, err := restore.Restore(t.Context(), cfg, db, logs); err != nil {
 				t.Fatal(err)
 			}

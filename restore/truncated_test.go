@@ -83,7 +83,7 @@ func TestTruncatedChangelog(t *testing.T) {
 
 			rec := newLogRecorder()
 			res, err := restore.Restore(t.Context(), restore.Config{
-				Brokers: []string{addr}, Task: "app/1", OnTruncated: policy, Logger: slog.New(rec),
+				Brokers: []string{addr}, Task: "app/1", Settings: restore.Settings{OnTruncated: policy}, Logger: slog.New(rec),
 			}, db, logs)
 			if policy == restore.TruncatedFail {
 				te, ok := errors.AsType[*restore.TruncatedError](err)
@@ -163,11 +163,10 @@ func TestProgressAndAcquire(t *testing.T) {
 	var events []string
 	held := false
 	res, err := restore.Restore(t.Context(), restore.Config{
-		Brokers:          []string{addr},
-		Task:             "app/1",
-		FetchMaxBytes:    4 << 10,
-		Logger:           slog.New(rec),
-		ProgressInterval: 1, // every tick
+		Brokers:  []string{addr},
+		Task:     "app/1",
+		Settings: restore.Settings{FetchMaxBytes: 4 << 10, ProgressInterval: 1}, // progress every tick
+		Logger:   slog.New(rec),
 		Acquire: func(context.Context) (func(), error) {
 			events = append(events, "acquire")
 			return func() { events = append(events, "release") }, nil

@@ -61,7 +61,7 @@ func TestHTTPStatus(t *testing.T) {
 		Brokers:        []string{addr},
 		StateDir:       t.TempDir(),
 		CommitInterval: 100 * time.Millisecond,
-		Restore:        engine.RestoreConfig{FetchMaxBytes: 4 << 10},
+		Restore:        restore.Settings{FetchMaxBytes: 4 << 10},
 		Pipelines: []engine.Pipeline{{
 			Name: "counts", Module: module, Inputs: []string{"in"}, Outputs: []string{"counts-out"}, Stores: []string{"counts"},
 		}},

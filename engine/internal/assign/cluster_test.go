@@ -63,6 +63,9 @@ type proc struct {
 	up             bool
 	owned          map[string][]int32
 	gen            int32 // of owned
+	// acquired is, per owned partition, the generation it was assigned
+	// to the process in, as the engine reports it.
+	acquired map[TopicPartition]int32
 	// copies are the task stores on disk: task -> store -> next offset.
 	copies  map[Task]map[string]int64
 	standby map[Task]bool // tailed: its copies follow the changelogs
@@ -106,13 +109,13 @@ func (c *cluster) add(name, rack string) {
 func (c *cluster) start(p *proc) {
 	p.incarnation++
 	p.id = p.name + "#" + strconv.Itoa(p.incarnation)
-	p.up, p.owned, p.gen, p.standby = true, map[string][]int32{}, -1, map[Task]bool{}
+	p.up, p.owned, p.gen, p.standby, p.acquired = true, map[string][]int32{}, -1, map[Task]bool{}, map[TopicPartition]int32{}
 }
 
 // stop stops a process (it leaves the group); its disk stays.
 func (c *cluster) stop(name string) {
 	p := c.proc(name)
-	p.up, p.owned, p.standby = false, nil, nil
+	p.up, p.owned, p.standby, p.acquired = false, nil, nil, nil
 	for k, r := range c.runner {
 		if r == name {
 			c.runner[k] = ""
@@ -182,7 +185,7 @@ func (c *cluster) input() Input {
 		}
 		// Assign changes nothing of its input; apply and follow replace
 		// owned and the copies' offsets rather than change them.
-		in.Members = append(in.Members, Member{ID: p.id, Rack: p.rack, Topics: c.topics(), Generation: p.gen, Owned: p.owned, Stores: p.copies})
+		in.Members = append(in.Members, Member{ID: p.id, Rack: p.rack, Topics: c.topics(), Generation: p.gen, Owned: p.owned, Acquired: p.acquired, Stores: p.copies})
 	}
 	return in
 }
@@ -244,7 +247,18 @@ func (c *cluster) apply(plan Plan) (held bool) {
 		}
 	}
 	for p, owned := range next {
-		p.owned, p.gen = owned, c.gen
+		acquired := map[TopicPartition]int32{}
+		for t, ps := range owned {
+			for _, x := range ps {
+				tp := TopicPartition{t, x}
+				gen, ok := p.acquired[tp]
+				if !ok {
+					gen = c.gen
+				}
+				acquired[tp] = gen
+			}
+		}
+		p.owned, p.gen, p.acquired = owned, c.gen, acquired
 		p.standby = map[Task]bool{}
 		for _, s := range plan.Standbys[p.id] {
 			p.standby[s.Task] = true

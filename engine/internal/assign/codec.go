@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 )
@@ -15,7 +16,7 @@ var ErrUserData = errors.New("assign: bad user data")
 
 // SubscriptionVersion is the version byte of the subscription user data.
 //
-// Version 1, after the version byte:
+// Version 2, after the version byte:
 //
 //	uvarint  number of tasks, then for each, sorted by pipeline, partition:
 //	  string   pipeline (uvarint length, bytes)
@@ -25,10 +26,32 @@ var ErrUserData = errors.New("assign: bad user data")
 //	  uvarint  number of stores, then for each, sorted by name:
 //	    string   store
 //	    varint   next changelog offset of the store (last applied + 1)
+//	uvarint  number of generations the member acquired owned partitions
+//	         in, then for each, from the oldest:
+//	  varint   generation
+//	  uvarint  number of topics, then for each, sorted:
+//	    string   topic
+//	    uvarint  number of partitions, then each (varint), sorted
 //
+// Version 1 is version 2 without the acquisitions: a member of version 1
+// acquired every owned partition at once, as far as the leader can tell.
 // A leader that cannot read a member's user data (a later version, or
-// garbage) balances as if the member held no stores.
-const SubscriptionVersion = 1
+// garbage) balances as if the member held no stores; so while a group
+// upgrades from version 1, a leader of version 1 sees no stores on the
+// members already upgraded (their owned partitions still keep them where
+// they are), until a member of version 2 leads.
+const SubscriptionVersion = 2
+
+// Subscription is what a member says in the user data of its
+// subscription, beyond the consumer protocol's topics and owned
+// partitions.
+type Subscription struct {
+	// Stores are the task directories the member has, open or closed.
+	Stores []StoreState
+	// Acquired is, per owned partition, the generation the member was
+	// first assigned it in (Member.Acquired).
+	Acquired map[TopicPartition]int32
+}
 
 // StoreState is what a member reports about one task directory.
 type StoreState struct {
@@ -41,10 +64,10 @@ type StoreState struct {
 
 const flagOpen = 1
 
-// EncodeSubscription writes a member's store states as subscription user
-// data, deterministically.
-func EncodeSubscription(states []StoreState) []byte {
-	states = slices.Clone(states)
+// EncodeSubscription writes s as subscription user data,
+// deterministically.
+func EncodeSubscription(s Subscription) []byte {
+	states := slices.Clone(s.Stores)
 	slices.SortFunc(states, func(a, b StoreState) int {
 		return cmp.Or(cmp.Compare(a.Task.Pipeline, b.Task.Pipeline), cmp.Compare(a.Task.Partition, b.Task.Partition))
 	})
@@ -72,17 +95,43 @@ func EncodeSubscription(states []StoreState) []byte {
 			b = binary.AppendVarint(b, s.Changelog[name])
 		}
 	}
+	byGen := map[int32]map[string][]int32{}
+	for tp, gen := range s.Acquired {
+		if byGen[gen] == nil {
+			byGen[gen] = map[string][]int32{}
+		}
+		byGen[gen][tp.Topic] = append(byGen[gen][tp.Topic], tp.Partition)
+	}
+	gens := slices.Sorted(maps.Keys(byGen))
+	b = binary.AppendUvarint(b, uint64(len(gens)))
+	for _, gen := range gens {
+		b = binary.AppendVarint(b, int64(gen))
+		topics := slices.Sorted(maps.Keys(byGen[gen]))
+		b = binary.AppendUvarint(b, uint64(len(topics)))
+		for _, t := range topics {
+			ps := byGen[gen][t]
+			slices.Sort(ps)
+			b = appendString(b, t)
+			b = binary.AppendUvarint(b, uint64(len(ps)))
+			for _, p := range ps {
+				b = binary.AppendVarint(b, int64(p))
+			}
+		}
+	}
 	return b
 }
 
-// DecodeSubscription reads what EncodeSubscription wrote. Empty user data
-// (a member of another protocol, or one with nothing to say) is no states.
-func DecodeSubscription(b []byte) ([]StoreState, error) {
+// DecodeSubscription reads what EncodeSubscription wrote, or version 1.
+// Empty user data (a member of another protocol, or one with nothing to
+// say) is an empty subscription.
+func DecodeSubscription(b []byte) (Subscription, error) {
+	var sub Subscription
 	if len(b) == 0 {
-		return nil, nil
+		return sub, nil
 	}
-	if b[0] != SubscriptionVersion {
-		return nil, fmt.Errorf("%w: subscription version %d, want %d", ErrUserData, b[0], SubscriptionVersion)
+	version := b[0]
+	if version != 1 && version != SubscriptionVersion {
+		return sub, fmt.Errorf("%w: subscription version %d, want at most %d", ErrUserData, version, SubscriptionVersion)
 	}
 	b = b[1:]
 	bad := func(what string) error { return fmt.Errorf("%w: subscription truncated at %s", ErrUserData, what) }
@@ -111,49 +160,90 @@ func DecodeSubscription(b []byte) ([]StoreState, error) {
 		b = b[n:]
 		return s, true
 	}
+	partition := func() (int32, bool) {
+		p, ok := varint()
+		return int32(p), ok && p >= 0 && p <= math.MaxInt32
+	}
 	n, ok := uvarint()
 	// Every task takes at least 4 bytes: a bound before allocating.
 	if !ok || n > uint64(len(b))/4 {
-		return nil, bad("task count")
+		return sub, bad("task count")
 	}
 	states := make([]StoreState, 0, n)
 	for range n {
 		var s StoreState
-		var p int64
 		if s.Task.Pipeline, ok = str(); !ok {
-			return nil, bad("pipeline")
+			return sub, bad("pipeline")
 		}
-		if p, ok = varint(); !ok || p < 0 || p > math.MaxInt32 {
-			return nil, bad("partition")
+		if s.Task.Partition, ok = partition(); !ok {
+			return sub, bad("partition")
 		}
-		s.Task.Partition = int32(p)
 		if len(b) == 0 {
-			return nil, bad("flags")
+			return sub, bad("flags")
 		}
 		s.Open = b[0]&flagOpen != 0
 		b = b[1:]
 		ns, ok := uvarint()
 		if !ok || ns > uint64(len(b))/2 {
-			return nil, bad("store count")
+			return sub, bad("store count")
 		}
 		s.Changelog = make(map[string]int64, ns)
 		for range ns {
 			name, ok := str()
 			if !ok {
-				return nil, bad("store")
+				return sub, bad("store")
 			}
 			off, ok := varint()
 			if !ok {
-				return nil, bad("offset")
+				return sub, bad("offset")
 			}
 			s.Changelog[name] = off
 		}
 		states = append(states, s)
 	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the last task", ErrUserData, len(b))
+	sub.Stores = states
+	if version >= 2 {
+		// Every generation and topic takes at least 2 bytes, every
+		// partition 1: bounds before allocating.
+		ng, ok := uvarint()
+		if !ok || ng > uint64(len(b))/2 {
+			return Subscription{}, bad("generation count")
+		}
+		for range ng {
+			gen, ok := varint()
+			if !ok || gen < math.MinInt32 || gen > math.MaxInt32 {
+				return Subscription{}, bad("generation")
+			}
+			nt, ok := uvarint()
+			if !ok || nt > uint64(len(b))/2 {
+				return Subscription{}, bad("topic count")
+			}
+			for range nt {
+				t, ok := str()
+				if !ok {
+					return Subscription{}, bad("topic")
+				}
+				np, ok := uvarint()
+				if !ok || np > uint64(len(b)) {
+					return Subscription{}, bad("partition count")
+				}
+				for range np {
+					p, ok := partition()
+					if !ok {
+						return Subscription{}, bad("acquired partition")
+					}
+					if sub.Acquired == nil {
+						sub.Acquired = map[TopicPartition]int32{}
+					}
+					sub.Acquired[TopicPartition{t, p}] = int32(gen)
+				}
+			}
+		}
 	}
-	return states, nil
+	if len(b) != 0 {
+		return Subscription{}, fmt.Errorf("%w: %d bytes after the subscription", ErrUserData, len(b))
+	}
+	return sub, nil
 }
 
 // StandbysVersion is the version byte of the assignment user data, which

@@ -13,23 +13,47 @@ func TestUserData(t *testing.T) {
 		{Task: Task{"b-pipe", 3}, Changelog: map[string]int64{"s2": 7, "s1": 1 << 40}},
 		{Task: Task{"a", 0}, Open: true, Changelog: map[string]int64{}},
 	}
-	b := EncodeSubscription(states)
-	// The wire format of version 1, as every flowstate-v1 member writes it.
-	if got, want := hex.EncodeToString(b), "0102016100010006622d706970650600020273318080808080400273320e"; got != want {
+	want := []StoreState{states[1], states[0]} // sorted
+	sameStates := func(t *testing.T, got []StoreState) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("decoded %d tasks, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i].Task != want[i].Task || got[i].Open != want[i].Open || !maps.Equal(got[i].Changelog, want[i].Changelog) {
+				t.Errorf("task %d: %+v, want %+v", i, got[i], want[i])
+			}
+		}
+	}
+	// The wire format of version 1, as every flowstate-v1 member before
+	// version 2 writes it: it decodes, without acquisitions.
+	v1, _ := hex.DecodeString("0102016100010006622d706970650600020273318080808080400273320e")
+	old, err := DecodeSubscription(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameStates(t, old.Stores)
+	if old.Acquired != nil {
+		t.Errorf("version 1 decoded acquisitions %v, want none", old.Acquired)
+	}
+
+	sub := Subscription{Stores: states, Acquired: map[TopicPartition]int32{
+		{"in", 1}: 7, {"in", 0}: 7, {"other", 2}: 7, {"in", 4}: 9,
+	}}
+	b := EncodeSubscription(sub)
+	// The wire format of version 2: version 1's tasks, then the owned
+	// partitions by the generation they were acquired in.
+	if got, want := hex.EncodeToString(b), "0202016100010006622d706970650600020273318080808080400273320e"+
+		"02"+"0e"+"02"+"02696e"+"020002"+"056f74686572"+"0104"+"12"+"01"+"02696e"+"0108"; got != want {
 		t.Errorf("encoded %s, want %s", got, want)
 	}
 	got, err := DecodeSubscription(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []StoreState{states[1], states[0]} // sorted
-	if len(got) != len(want) {
-		t.Fatalf("decoded %d tasks, want %d", len(got), len(want))
-	}
-	for i := range want {
-		if got[i].Task != want[i].Task || got[i].Open != want[i].Open || !maps.Equal(got[i].Changelog, want[i].Changelog) {
-			t.Errorf("task %d: %+v, want %+v", i, got[i], want[i])
-		}
+	sameStates(t, got.Stores)
+	if !maps.Equal(got.Acquired, sub.Acquired) {
+		t.Errorf("acquired %v, want %v", got.Acquired, sub.Acquired)
 	}
 	if again := EncodeSubscription(got); string(again) != string(b) {
 		t.Error("encoding is not deterministic")
@@ -41,8 +65,13 @@ func TestUserData(t *testing.T) {
 	}{
 		{"later version", append([]byte{SubscriptionVersion + 1}, b[1:]...)},
 		{"truncated", b[:len(b)-1]},
+		{"truncated tasks", v1[:len(v1)-1]},
 		{"trailing bytes", append(b, 0)},
+		{"version 1 with acquisitions", append([]byte{1}, b[1:]...)},
 		{"huge count", []byte{SubscriptionVersion, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"huge generation count", []byte{SubscriptionVersion, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"generation out of range", []byte{SubscriptionVersion, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x20, 0}},
+		{"negative partition", []byte{SubscriptionVersion, 0, 1, 2, 1, 1, 't', 1, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := DecodeSubscription(tc.b); !errors.Is(err, ErrUserData) {
@@ -50,7 +79,7 @@ func TestUserData(t *testing.T) {
 			}
 		})
 	}
-	if s, err := DecodeSubscription(nil); err != nil || s != nil {
+	if s, err := DecodeSubscription(nil); err != nil || s.Stores != nil || s.Acquired != nil {
 		t.Errorf("empty user data: %v, %v; want nothing", s, err)
 	}
 }

@@ -34,6 +34,12 @@ type Member struct {
 	Generation int32
 	// Owned are the partitions the member consumes now, by topic.
 	Owned map[string][]int32
+	// Acquired is, per owned partition, the generation it was first
+	// assigned to the member in (missing: before any it knows of). A
+	// member above its share gives up the units it took last first, so
+	// that a unit taken over from a member that left goes back to that
+	// member when it returns.
+	Acquired map[TopicPartition]int32
 	// Stores maps a task the member holds a copy of to the next changelog
 	// offset of each of its stores (missing: never committed).
 	Stores map[Task]map[string]int64

@@ -2,6 +2,7 @@ package assign
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
 )
@@ -333,12 +334,13 @@ func (g *group) lags() {
 }
 
 // owners returns, for every unit, the index of the member consuming it now,
-// or -1, and how many of the unit's partitions that member owns. Of
+// or -1, how many of the unit's partitions that member owns, and the
+// latest generation the member acquired one of them in. Of
 // members claiming a partition, only those at the highest generation count
 // (a member that missed rebalances may claim partitions moved since); of a
 // unit split between members, the one with most of its partitions owns it,
 // then the one of the highest generation, then the first.
-func (g *group) owners() (owner, claimed []int) {
+func (g *group) owners() (owner, claimed []int, acquired []int32) {
 	maxGen := map[TopicPartition]int32{}
 	for _, m := range g.members {
 		for t, ps := range m.Owned {
@@ -361,7 +363,7 @@ func (g *group) owners() (owner, claimed []int) {
 			}
 		}
 	}
-	owner, claimed = make([]int, len(g.units)), make([]int, len(g.units))
+	owner, claimed, acquired = make([]int, len(g.units)), make([]int, len(g.units)), make([]int32, len(g.units))
 	count := make([]int, len(g.members))
 	var touched []int
 	for u, un := range g.units {
@@ -388,6 +390,14 @@ func (g *group) owners() (owner, claimed []int) {
 			count[i] = 0
 		}
 		claimed[u] = best
+		if o := owner[u]; o >= 0 && len(g.members[o].Acquired) > 0 {
+			acquired[u] = math.MinInt32
+			for _, tp := range un.parts {
+				if gen, ok := g.members[o].Acquired[tp]; ok {
+					acquired[u] = max(acquired[u], gen)
+				}
+			}
+		}
 	}
-	return owner, claimed
+	return owner, claimed, acquired
 }

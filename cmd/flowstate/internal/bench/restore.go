@@ -285,14 +285,16 @@ func (b *restoreBench) restore(ctx context.Context, name string, want int) (Rest
 	for p := range dbs {
 		wg.Go(func() {
 			results[p], errs[p] = restore.Restore(ctx, restore.Config{
-				Brokers:                []string{b.brokers},
-				FetchMaxBytes:          int32(b.cfg.FetchMaxBytes),
-				FetchMaxPartitionBytes: int32(b.cfg.FetchPartitionBytes),
-				SSTChunkBytes:          b.cfg.SSTChunkBytes,
-				Task:                   "bench/" + strconv.Itoa(p),
-				Logger:                 b.log,
-				ProgressInterval:       -1,
-				Acquire:                acquire,
+				Settings: restore.Settings{
+					FetchMaxBytes:          b.cfg.FetchMaxBytes,
+					FetchMaxPartitionBytes: b.cfg.FetchPartitionBytes,
+					SSTChunkBytes:          b.cfg.SSTChunkBytes,
+					ProgressInterval:       -1,
+				},
+				Brokers: []string{b.brokers},
+				Task:    "bench/" + strconv.Itoa(p),
+				Logger:  b.log,
+				Acquire: acquire,
 			}, dbs[p], []restore.Changelog{{Store: 0, Topic: b.topic, Partition: int32(p)}})
 		})
 	}

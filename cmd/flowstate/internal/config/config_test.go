@@ -107,7 +107,7 @@ pipelines:
 				check(t, "on_error", p.OnError, engine.OnErrorFail)
 				check(t, "state_cleanup_delay", e.StateCleanupDelay, 10*time.Minute)
 				check(t, "http_addr", c.HTTPAddr, "")
-				check(t, "restore", e.Restore, engine.RestoreConfig{
+				check(t, "restore", e.Restore, restore.Settings{
 					FetchMaxBytes: 64 << 20, FetchMaxPartitionBytes: 4 << 20, SSTChunkBytes: 64 << 20, MaxParallel: 2, OnTruncated: restore.TruncatedRebuild,
 					ProgressInterval: restore.DefaultProgressInterval,
 				})
@@ -175,7 +175,7 @@ dev: {partitions: 8, port: 19092}
 				check(t, "acceptable_recovery_lag", *e.AcceptableRecoveryLag, int64(500))
 				check(t, "probing_rebalance_interval", e.ProbingRebalanceInterval, time.Minute)
 				check(t, "http_addr", c.HTTPAddr, "127.0.0.1:9100")
-				check(t, "restore", e.Restore, engine.RestoreConfig{
+				check(t, "restore", e.Restore, restore.Settings{
 					FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 64 << 10, SSTChunkBytes: -1, MaxParallel: 4, OnTruncated: restore.TruncatedFail, ProgressInterval: -time.Second,
 				})
 				check(t, "pipelines", len(e.Pipelines), 2)
@@ -314,9 +314,17 @@ dev: {partitions: 8, port: 19092}
 				"FLOWSTATE_PIPELINES__WORDCOUNT__LIMITS__MEMORY_MB": "32",
 				"FLOWSTATE_PIPELINES__WORDCOUNT__INPUTS":            "a,b",
 				"FLOWSTATE_DEV__PARTITIONS":                         "2",
+				"FLOWSTATE_RESTORE__MAX_PARALLEL":                   "3",
+				"FLOWSTATE_RESTORE__FETCH_MAX_BYTES":                "1048576",
+				"FLOWSTATE_RESTORE__PROGRESS_INTERVAL":              "-1s",
+				"FLOWSTATE_RESTORE__ON_TRUNCATED":                   "fail",
 			},
 			want: func(t *testing.T, c *Config) {
 				check(t, "rocksdb.block_cache_mb", c.Engine.RocksDB.BlockCacheMB, 128)
+				check(t, "restore", c.Engine.Restore, restore.Settings{
+					FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 1 << 20, SSTChunkBytes: 64 << 20, MaxParallel: 3, OnTruncated: restore.TruncatedFail,
+					ProgressInterval: -time.Second,
+				})
 				p := c.Engine.Pipelines[0]
 				check(t, "module", p.Module, other)
 				check(t, "limits.memory_mb", p.Limits.MemoryMB, 32)
