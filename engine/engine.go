@@ -443,11 +443,19 @@ func (e *Engine) poll(ctx context.Context) error {
 				return
 			}
 			for _, t := range e.parts[topicPartition{fp.Topic, fp.Partition}] {
+				if t.State() == Failed {
+					// Fetched before its pause took effect. Under
+					// exactly-once the transaction would commit the
+					// position past them: abort it again first.
+					t.settled.Store(!e.eos)
+					continue
+				}
 				if t.in.push(fp.Records) {
 					e.env.pause.pause(t, pauseFull)
 				}
 			}
 		})
+		e.restartDue(time.Now()) // failure.go
 		e.mu.Unlock()
 		e.cl.AllowRebalance()
 

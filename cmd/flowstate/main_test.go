@@ -184,21 +184,21 @@ func TestFeedWaitPrint(t *testing.T) {
 		t.Errorf("%d records produced, want 10", total)
 	}
 
-	done, status, err := caughtUp(ctx, adm, "g", []string{"in"}, nil)
+	done, status, err := caughtUp(ctx, adm, "g", []string{"in"}, nil, nil)
 	if err != nil || done || !strings.Contains(status, "10 records behind") {
 		t.Errorf("caughtUp before any commit = %v, %q, %v; want 10 records behind", done, status, err)
 	}
-	err = waitCaughtUp(ctx, adm, "g", []string{"in"}, nil, 300*time.Millisecond, log)
+	err = waitCaughtUp(ctx, adm, "g", []string{"in"}, nil, nil, 300*time.Millisecond, log)
 	if err == nil || !strings.Contains(err.Error(), "group g did not commit the end offsets of its inputs within 300ms: 10 records behind (in/0 at 0 of") {
 		t.Errorf("waitCaughtUp = %v, want a timeout naming the partitions behind", err)
 	}
 	if _, err := adm.CommitOffsets(ctx, "g", ends.Offsets()); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCaughtUp(ctx, adm, "g", []string{"in"}, nil, time.Minute, log); err != nil {
+	if err := waitCaughtUp(ctx, adm, "g", []string{"in"}, nil, nil, time.Minute, log); err != nil {
 		t.Errorf("waitCaughtUp after committing the ends: %v", err)
 	}
-	done, status, err = caughtUp(ctx, adm, "g", []string{"in", "missing"}, nil)
+	done, status, err = caughtUp(ctx, adm, "g", []string{"in", "missing"}, nil, nil)
 	if err != nil || done || !strings.Contains(status, "topics not created yet: missing") {
 		t.Errorf("caughtUp with a missing topic = %v, %q, %v", done, status, err)
 	}

@@ -41,6 +41,13 @@ type TaskStatus struct {
 	Rate      float64 `json:"rate"`
 	ETA       float64 `json:"eta_seconds"`
 	Took      float64 `json:"restore_seconds"`
+	// Restarts counts the task's restarts after failures; Error is its
+	// last failure, naming the pipeline, partition, module and cause;
+	// RestartIn is the seconds until a FAILED task restarts, -1 when it
+	// does not (restart: never).
+	Restarts  int     `json:"restarts"`
+	Error     string  `json:"error,omitempty"`
+	RestartIn float64 `json:"restart_in_seconds,omitempty"`
 }
 
 // NewStatus returns the /status document of a process running cfg, of
@@ -53,12 +60,20 @@ func NewStatus(cfg engine.Config, version string, m engine.Metrics) Status {
 		if t.Restore.ETA >= 0 {
 			eta = t.Restore.ETA.Seconds()
 		}
-		doc.Tasks = append(doc.Tasks, TaskStatus{
+		ts := TaskStatus{
 			Task: t.Task, Pipeline: t.Pipeline, Partition: t.Partition, Role: t.Role, Lag: t.Lag,
 			State: t.State.String(), Waiting: t.Restore.Waiting,
 			Restored: t.Restore.Restored, Remaining: t.Restore.Remaining,
 			Rate: t.Restore.Rate, ETA: eta, Took: t.Restore.Took.Seconds(),
-		})
+			Restarts: t.Restarts, Error: t.Error,
+		}
+		if t.State == engine.Failed {
+			ts.RestartIn = -1
+			if !t.RestartAt.IsZero() {
+				ts.RestartIn = max(time.Until(t.RestartAt).Seconds(), 0)
+			}
+		}
+		doc.Tasks = append(doc.Tasks, ts)
 	}
 	return doc
 }
