@@ -179,7 +179,7 @@ type app struct {
 	running  map[string]bool  // task -> in state RUNNING
 	failed   chan error       // Run's error, when it returns before stop
 	setup    func(*engine.Engine)
-	eng      *engine.Engine // of the last start
+	eng      *engine.Engine          // of the last start
 	listen   func(engine.CommitInfo) // receives every commit, when set
 }
 

@@ -198,13 +198,6 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("wasm runtime: %w", err)
 	}
 	defer e.rt.Close(context.WithoutCancel(ctx))
-	for _, p := range e.pipelines {
-		p.module, err = e.rt.Compile(ctx, p.cfg.Name, p.wasm, p.cfg.Limits)
-		if err != nil {
-			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
-		}
-		p.wasm = nil
-	}
 
 	admin, err := kgo.NewClient(kgo.SeedBrokers(e.cfg.Brokers...))
 	if err != nil {
@@ -215,6 +208,19 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	defer admin.Close()
 	if err := e.ensureTopics(ctx, admin); err != nil {
 		return err
+	}
+	// The limits the modules are compiled with fit what the topics take
+	// (limits.go).
+	batchMax, err := e.fitLimits(ctx, kadm.NewClient(admin))
+	if err != nil {
+		return err
+	}
+	for _, p := range e.pipelines {
+		p.module, err = e.rt.Compile(ctx, p.cfg.Name, p.wasm, p.cfg.Limits)
+		if err != nil {
+			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
+		}
+		p.wasm = nil
 	}
 
 	var inputs []string
@@ -243,6 +249,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		kgo.RecordPartitioner(partitioner{changelogs: e.changelogTopics()}),
 		kgo.MaxBufferedRecords(1 << 20),
 		kgo.ProducerLinger(5 * time.Millisecond),
+	}
+	if batchMax > 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(batchMax))
 	}
 	if e.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(e.cfg.InstanceID))
