@@ -49,7 +49,7 @@ $(BIN)/plugins/%.wasm: plugins/%/main.go $(GOFILES)
 # flowstate as separate processes, where -race on the test binary checks
 # only the harness; the rest of cmd/flowstate runs under -race.
 RACE          := ./state/... ./restore/... ./host/... ./conformance/... ./internal/... ./engine/internal/... ./cmd/flowstate/internal/...
-RACE_ENGINE   := ^(TestInbox.*|TestAssign.*|TestUserData|TestBalancerCooperative|TestStoreStates|TestStandbyAssignmentData|TestStaticJoin|TestTurnPool|TestWarmupsForgottenOnJoin|TestWordcount|TestWordcountExactlyOnce|TestCrashBetweenKafkaAndRocksDB|TestFencing|TestTruncatedChangelog|TestScaleOutStickyLagAware)$$
+RACE_ENGINE   := ^(TestInbox.*|TestAssign.*|TestUserData|TestBalancerCooperative|TestStoreStates|TestStandbyAssignmentData|TestStaticJoin|TestTurnPool|TestWarmupsForgottenOnJoin|TestWordcount|TestWordcountExactlyOnce|TestCrashBetweenKafkaAndRocksDB|TestExactlyOnceFailedTaskCommitsNothing|TestFencing|TestTruncatedChangelog|TestScaleOutStickyLagAware)$$
 CMD_PROCESSES := ^(TestCrash|TestScaleOut)$$
 # OTHERS are the packages the lines above do not run (the plugins).
 OTHERS         = $(filter-out $(shell $(GO) list $(RACE) ./engine ./cmd/flowstate),$(shell $(GO) list ./...))

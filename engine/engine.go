@@ -82,6 +82,9 @@ type pipeline struct {
 	cfg    Pipeline
 	wasm   []byte
 	module *host.Module
+	// compileErr is why module is nil: every task of the pipeline fails
+	// with it.
+	compileErr error
 	// changelog topic per store, in store order
 	changelogs []string
 }
@@ -217,10 +220,16 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	}
 	for _, p := range e.pipelines {
 		p.module, err = e.rt.Compile(ctx, p.cfg.Name, p.wasm, p.cfg.Limits)
-		if err != nil {
+		p.wasm = nil
+		if err != nil && (p.cfg.OnFailure == OnFailureStopProcess || ctx.Err() != nil) {
 			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
 		}
-		p.wasm = nil
+		if err != nil {
+			// The pipeline's tasks fail with it (task.start); the other
+			// pipelines run.
+			p.compileErr = fmt.Errorf("compile module %s: %w", p.cfg.Module, err)
+			e.log.Error("pipeline module refused; its tasks fail", "pipeline", p.cfg.Name, "err", err)
+		}
 	}
 
 	var inputs []string

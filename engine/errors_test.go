@@ -150,7 +150,8 @@ func testPoison(t *testing.T, poison string, policy engine.OnError, onFailure en
 }
 
 // TestBadModule checks that a module that is not Wasm stops the start with
-// an error naming the pipeline.
+// an error naming the pipeline, under on_failure stop_process (under
+// fail_task its tasks fail: TestHostileModules).
 func TestBadModule(t *testing.T) {
 	c := newCluster(t, "in")
 	bad := filepath.Join(t.TempDir(), "bad.wasm")
@@ -161,7 +162,7 @@ func TestBadModule(t *testing.T) {
 		ApplicationID: "bad",
 		Brokers:       []string{c.addr},
 		StateDir:      t.TempDir(),
-		Pipelines:     []engine.Pipeline{{Name: "broken", Module: bad, Inputs: []string{"in"}}},
+		Pipelines:     []engine.Pipeline{{Name: "broken", Module: bad, Inputs: []string{"in"}, OnFailure: engine.OnFailureStopProcess}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -298,6 +298,9 @@ func (t *task) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if t.pl.module == nil {
+		return fmt.Errorf("task %s: %w", t.name, t.pl.compileErr)
+	}
 	t.setState(Restoring)
 	if t.env.eos {
 		// A transaction the previous owner left open is aborted or
