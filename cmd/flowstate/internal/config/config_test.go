@@ -152,7 +152,7 @@ pipelines:
     on_error: dead_letter
     on_failure: stop_process
     restart: {initial_backoff: 100ms, max_backoff: 10s, backoff_multiplier: 2, jitter_factor: 0, reset_backoff_threshold: 5m}
-    limits: {memory_mb: 64, call_timeout: 2s, max_output_records: 5, max_output_bytes: 6, max_key_bytes: 7, max_value_bytes: 8, max_open_iterators: 9}
+    limits: {memory_mb: 64, call_timeout: 2s, max_output_records: 5, max_output_bytes: 6, max_key_bytes: 7, max_value_bytes: 8, max_open_iterators: 9, max_write_bytes: 10}
 dev: {partitions: 8, port: 19092}
 `,
 			want: func(t *testing.T, c *Config) {
@@ -189,7 +189,7 @@ dev: {partitions: 8, port: 19092}
 				check(t, "on_error", p.OnError, engine.OnErrorDeadLetter)
 				check(t, "limits", p.Limits, host.Limits{
 					MemoryMB: 64, CallTimeout: 2 * time.Second, MaxOutputRecords: 5, MaxOutputBytes: 6,
-					MaxKeyBytes: 7, MaxValueBytes: 8, MaxOpenIterators: 9,
+					MaxKeyBytes: 7, MaxValueBytes: 8, MaxOpenIterators: 9, MaxWriteBytes: 10,
 				})
 				check(t, "on_failure", p.OnFailure, engine.OnFailureStopProcess)
 				check(t, "restart.jitter_factor", *p.Restart.JitterFactor, 0.0)
