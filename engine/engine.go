@@ -286,6 +286,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		tailer:        e.tailer,
 		pause:         newPauser(&e.client),
 		producerReady: e.producerReady,
+		maxRecord:     int(batchMax),
 		commitSoon:    e.commitSoon,
 		taskDir:       e.taskDir,
 		opened:        e.markOpen,

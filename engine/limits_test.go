@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/host"
@@ -135,5 +138,73 @@ func TestLimitsOverTopicStopTheStart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pipelines.p.limits.max_value_bytes: 2097152") ||
 		!strings.Contains(err.Error(), "max.message.bytes 1048588 of topic out") {
 		t.Fatalf("Run = %v, want an error naming pipelines.p.limits.max_value_bytes and topic out", err)
+	}
+}
+
+// TestDeadLetterTooLargeForTheProducer dead-letters an input record that
+// fits its topic but, with the dead-letter headers, not the producer: the
+// record goes to the dead-letter topic without its value, and the records
+// after it are processed; no commit fails.
+func TestDeadLetterTooLargeForTheProducer(t *testing.T) {
+	c := newCluster(t, "in", "out")
+	big, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.ProducerBatchMaxBytes(1048588))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer big.Close()
+	a := &app{cfg: engine.Config{
+		ApplicationID:  "dlq",
+		Brokers:        []string{c.addr},
+		StateDir:       t.TempDir(),
+		CommitInterval: 200 * time.Millisecond,
+		Logger:         testLogger(t),
+		Pipelines: []engine.Pipeline{{
+			Name: "p", Module: plugintest.Build(t, "engine/testdata/onerror"), Inputs: []string{"in"}, Outputs: []string{"out"},
+			Stores: []string{"seen"}, OnError: engine.OnErrorDeadLetter, Restart: engine.Restart{Strategy: engine.RestartNever},
+		}},
+	}}
+	stop := a.start(t)
+	a.waitRunning(t, partitions)
+	const size = 1_048_450
+	recs := []*kgo.Record{
+		{Topic: "in", Key: []byte("k"), Value: []byte("v")},
+		{Topic: "in", Key: []byte("k"), Value: make([]byte, size)},
+		{Topic: "in", Key: []byte("k"), Value: []byte("v")},
+	}
+	if err := big.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, time.Minute, func() error {
+		for _, ti := range a.eng.Metrics().Tasks {
+			if ti.State == engine.Failed {
+				t.Fatalf("task %s FAILED: %s", ti.Task, ti.Error)
+			}
+		}
+		if done, _ := c.committedAll(t, "dlq", []string{"in"}); !done {
+			return errors.New("the input was not processed")
+		}
+		return nil
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	dead := c.readAll(t, "dlq-p-dlq")
+	if len(dead) != 1 {
+		t.Fatalf("%d dead-letter records, want 1", len(dead))
+	}
+	hs := map[string]string{}
+	for _, h := range dead[0].Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	if dead[0].Value != nil || hs[engine.HeaderValueDropped] != strconv.Itoa(size) || hs[engine.HeaderOffset] != "1" ||
+		!strings.Contains(hs[engine.HeaderError], "max_value_bytes") {
+		t.Errorf("dead-letter record: value of %d bytes, headers %q", len(dead[0].Value), hs)
+	}
+	var got []string
+	for _, r := range c.readAll(t, "out") {
+		got = append(got, string(r.Value))
+	}
+	if want := []string{"0:1", "2:2"}; !slices.Equal(got, want) {
+		t.Errorf("outputs %v, want %v", got, want)
 	}
 }
