@@ -24,7 +24,7 @@ func TestRestartBackoff(t *testing.T) {
 		if d := h.failedRun(&r, boom, now); d != want {
 			t.Fatalf("failure %d: delay %s, want %s", i+1, d, want)
 		}
-		if h.due(now.Add(want - time.Millisecond)) || !h.due(now.Add(want)) {
+		if h.due(now.Add(want-time.Millisecond)) || !h.due(now.Add(want)) {
 			t.Fatalf("failure %d: due before or not at %s", i+1, want)
 		}
 		h.restarted(now.Add(want))
