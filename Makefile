@@ -50,7 +50,7 @@ $(BIN)/plugins/%.wasm: plugins/%/main.go $(GOFILES)
 # flowstate as separate processes, where -race on the test binary checks
 # only the harness; the rest of cmd/flowstate runs under -race.
 RACE          := ./state/... ./restore/... ./host/... ./conformance/... ./internal/... ./engine/internal/... ./cmd/flowstate/internal/...
-RACE_ENGINE   := ^(TestInbox.*|TestAssign.*|TestUserData|TestBalancer.*|TestParseSyncAssignment|TestEndOffsets|TestStoreStates|TestStandbyAssignmentData|TestStaticJoin|TestTurnPool|TestWarmupsForgottenOnJoin|TestWordcount|TestWordcountExactlyOnce|TestCrashBetweenKafkaAndRocksDB|TestFencing|TestTruncatedChangelog|TestScaleOutStickyLagAware)$$
+RACE_ENGINE   := ^(TestInbox.*|TestAssign.*|TestUserData|TestBalancer.*|TestParseSyncAssignment|TestEndOffsets|TestStoreStates|TestStandbyAssignmentData|TestStaticJoin|TestTurnPool|TestWarmupsForgottenOnJoin|TestWordcount|TestWordcountExactlyOnce|TestCrashBetweenKafkaAndRocksDB|TestExactlyOnceFailedTaskCommitsNothing|TestFencing|TestTruncatedChangelog|TestScaleOutStickyLagAware)$$
 CMD_PROCESSES := ^(TestCrash|TestScaleOut)$$
 # ARTIFACTS keeps what tests leave to look at: the status page's
 # screenshots from headless chromium (TestStatusPage).

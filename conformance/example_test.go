@@ -34,12 +34,13 @@ func ExampleRun() {
 	failed, err := conformance.WriteTable(os.Stdout, conformance.Run(ctx, h, cases))
 	fmt.Println(failed, err)
 	// Output:
-	// CASE                                WANT          GOT           RESULT
-	// kv_delete: present key              OK NOT_FOUND  OK NOT_FOUND  PASS
-	// kv_delete: absent key               OK            OK            PASS
-	// kv_delete: unknown store handle     BAD_HANDLE    BAD_HANDLE    PASS
-	// kv_delete: key pointer past memory  BAD_POINTER   BAD_POINTER   PASS
+	// CASE                                WANT                       GOT                        RESULT
+	// kv_delete: present key              OK NOT_FOUND               OK NOT_FOUND               PASS
+	// kv_delete: absent key               OK                         OK                         PASS
+	// kv_delete: unknown store handle     BAD_HANDLE                 BAD_HANDLE                 PASS
+	// kv_delete: key pointer past memory  BAD_POINTER                BAD_POINTER                PASS
+	// kv_delete: key over max_key_bytes   TOO_LARGE; output_refused  TOO_LARGE; output_refused  PASS
 	//
-	// 4 cases: 4 passed, 0 failed
+	// 5 cases: 5 passed, 0 failed
 	// 0 <nil>
 }

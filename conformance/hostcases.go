@@ -101,6 +101,7 @@ func probeCases() []probeCase {
 		one("kv_delete: absent key", []call{op(opKVDelete, hS1, aNope, 4)}, ok),
 		one("kv_delete: unknown store handle", []call{op(opKVDelete, 3, aKey, 1)}, is(abi.BadHandle)),
 		one("kv_delete: key pointer past memory", []call{op(opKVDelete, hS1, bad, 1)}, is(abi.BadPointer)),
+		one("kv_delete: key over max_key_bytes", []call{op(opKVDelete, hS1, aBigKey, 17)}, is(abi.TooLarge)).fails(OutputRefused),
 
 		one("kv_range: whole store", []call{opRange}, nonneg),
 		one("kv_range: unknown store handle", []call{op(opKVRange, 99, 0, 0, 0, 0)}, is(abi.BadHandle)),
@@ -156,7 +157,8 @@ func probeCases() []probeCase {
 		one("emit: value over max_value_bytes", []call{op(opEmit, hOut, aKey, 1, aBuf, 257, 0, 0)}, is(abi.TooLarge)).fails(OutputRefused),
 		one("emit: over max_output_records", slices.Repeat([]call{op(opEmit, hOut, aKey, 1, aVal, 5, 0, 0)}, 9),
 			ok, ok, ok, ok, ok, ok, ok, ok, is(abi.LimitExceeded)).fails(OutputRefused),
-		one("emit: over max_output_bytes", slices.Repeat([]call{op(opEmit, hOut, aKey, 1, aBuf, 256, aHdrs, hdrsLen)}, 3),
+		one("emit: value and headers over max_value_bytes", []call{op(opEmit, hOut, aKey, 1, aBuf, 250, aHdrs, hdrsLen)}, is(abi.TooLarge)).fails(OutputRefused),
+		one("emit: over max_output_bytes", slices.Repeat([]call{op(opEmit, hOut, aKey, 1, aBuf, 242, aHdrs, hdrsLen)}, 3),
 			ok, ok, is(abi.LimitExceeded)).fails(OutputRefused),
 
 		one("log: every level", []call{

@@ -152,6 +152,14 @@ type Pipeline struct {
 	// (dead_letter); see onerror.go. Kafka Streams:
 	// processing.exception.handler and errors.dead.letter.queue.topic.name.
 	OnError OnError `koanf:"on_error"`
+	// OnFailure is what a failed task does to the process: fail_task (the
+	// default) keeps the failure inside the task, which goes FAILED and
+	// restarts as Restart says; stop_process stops the engine with the
+	// task's error (failure.go). Kafka Streams:
+	// StreamsUncaughtExceptionHandler (REPLACE_THREAD, SHUTDOWN_CLIENT).
+	OnFailure OnFailure `koanf:"on_failure"`
+	// Restart says when a failed task starts again (failure.go).
+	Restart Restart `koanf:"restart"`
 }
 
 // Defaults of the Config fields whose zero is meaningful, used for nil.
@@ -226,6 +234,10 @@ func (c *Config) EnsureDefaults() {
 		if p.OnError == "" {
 			p.OnError = OnErrorFail
 		}
+		if p.OnFailure == "" {
+			p.OnFailure = OnFailureFailTask
+		}
+		p.Restart.EnsureDefaults()
 		p.Limits.EnsureDefaults()
 	}
 }
@@ -307,6 +319,8 @@ func (c *Config) Validate() error {
 		}
 		errs.Nest(at+".limits", p.Limits.Validate())
 		errs.Nest(at+".on_error", p.OnError.validate())
+		errs.Nest(at+".on_failure", p.OnFailure.validate())
+		errs.Nest(at+".restart", p.Restart.Validate())
 	}
 	return errs.Err()
 }

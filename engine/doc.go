@@ -39,7 +39,8 @@
 //     and by standby reconciliation.
 //  2. task.gmu: orders the pause of a task not yet running with its start.
 //  3. standbySet.mu and pauser.mu, each after the above and never both.
-//  4. tracker.mu, replica.durMu, restoreStatus.mu, inbox.mu, turnPool.mu:
+//  4. tracker.mu, replica.durMu, restoreStatus.mu, inbox.mu, turnPool.mu,
+//     history.mu:
 //     leaves, held briefly, never while taking another lock (the janitor
 //     holds tracker.mu while it renames a directory, so that no task opens
 //     it meanwhile). inputLag.mu (hooks.go) is one too, taken by
@@ -58,4 +59,13 @@
 // process every other record in order, and skip each failing one or write it
 // to the pipeline's dead-letter topic (onerror.go). A host-side failure
 // (INTERNAL) always stops the task: no record is dropped for it.
+//
+// A task that stops on a failure goes FAILED and stays in the engine, its
+// partitions paused and its offsets as its last commit left them, while
+// the other tasks go on; the poll loop restarts it on the same store after
+// the pipeline's backoff, and under exactly-once only after the open
+// transaction has aborted, since the transaction must never commit what
+// the task produced without its store writes (failure.go). The limits of
+// the sandbox are checked at start against what the topics take, so that
+// a write the sandbox accepts never fails a commit (limits.go).
 package engine

@@ -179,6 +179,7 @@ type app struct {
 	running  map[string]bool  // task -> in state RUNNING
 	failed   chan error       // Run's error, when it returns before stop
 	setup    func(*engine.Engine)
+	eng      *engine.Engine          // of the last start
 	listen   func(engine.CommitInfo) // receives every commit, when set
 }
 
@@ -220,6 +221,7 @@ func (a *app) start(t testing.TB) (stop func() error) {
 	if a.setup != nil {
 		a.setup(e)
 	}
+	a.eng = e
 	e.SetListener(engine.Listener{
 		Restore: restore.Listener{End: func(i restore.EndInfo) {
 			a.mu.Lock()

@@ -82,6 +82,9 @@ type pipeline struct {
 	cfg    Pipeline
 	wasm   []byte
 	module *host.Module
+	// compileErr is why module is nil: every task of the pipeline fails
+	// with it.
+	compileErr error
 	// changelog topic per store, in store order
 	changelogs []string
 	count      pipelineCounters // for Metrics (hooks.go)
@@ -200,13 +203,6 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("wasm runtime: %w", err)
 	}
 	defer e.rt.Close(context.WithoutCancel(ctx))
-	for _, p := range e.pipelines {
-		p.module, err = e.rt.Compile(ctx, p.cfg.Name, p.wasm, p.cfg.Limits)
-		if err != nil {
-			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
-		}
-		p.wasm = nil
-	}
 
 	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.cfg.Brokers...)}, e.cfg.clientOpts(ClientAdmin)...)...)
 	if err != nil {
@@ -217,6 +213,25 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	defer admin.Close()
 	if err := e.ensureTopics(ctx, admin); err != nil {
 		return err
+	}
+	// The limits the modules are compiled with fit what the topics take
+	// (limits.go).
+	batchMax, err := e.fitLimits(ctx, kadm.NewClient(admin))
+	if err != nil {
+		return err
+	}
+	for _, p := range e.pipelines {
+		p.module, err = e.rt.Compile(ctx, p.cfg.Name, p.wasm, p.cfg.Limits)
+		p.wasm = nil
+		if err != nil && (p.cfg.OnFailure == OnFailureStopProcess || ctx.Err() != nil) {
+			return fmt.Errorf("pipeline %s: %w", p.cfg.Name, err)
+		}
+		if err != nil {
+			// The pipeline's tasks fail with it (task.start); the other
+			// pipelines run.
+			p.compileErr = fmt.Errorf("compile module %s: %w", p.cfg.Module, err)
+			e.log.Error("pipeline module refused; its tasks fail", "pipeline", p.cfg.Name, "err", err)
+		}
 	}
 
 	var inputs []string
@@ -246,6 +261,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		kgo.MaxBufferedRecords(1 << 20),
 		kgo.ProducerLinger(5 * time.Millisecond),
 	}
+	if batchMax > 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(batchMax))
+	}
 	if e.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(e.cfg.InstanceID))
 	}
@@ -271,6 +289,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		tailer:        e.tailer,
 		pause:         newPauser(&e.client),
 		producerReady: e.producerReady,
+		maxRecord:     int(batchMax),
 		commitSoon:    e.commitSoon,
 		taskDir:       e.taskDir,
 		opened:        e.markOpen,
@@ -452,11 +471,19 @@ func (e *Engine) poll(ctx context.Context) error {
 			}
 			for _, t := range e.parts[topicPartition{fp.Topic, fp.Partition}] {
 				t.lag.fetched(fp.Topic, end)
+				if t.State() == Failed {
+					// Fetched before its pause took effect. Under
+					// exactly-once the transaction would commit the
+					// position past them: abort it again first.
+					t.settled.Store(!e.eos)
+					continue
+				}
 				if t.in.push(fp.Records) {
 					e.env.pause.pause(t, pauseFull)
 				}
 			}
 		})
+		e.restartDue(time.Now()) // failure.go
 		e.mu.Unlock()
 		e.cl.AllowRebalance()
 

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,28 +13,35 @@ import (
 
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/internal/plugintest"
+	"github.com/flowstate/flowstate/internal/poll"
 	"github.com/flowstate/flowstate/state"
 )
 
 // TestPoisonRecordFailsTask checks error policy fail, the default: a batch
-// whose guest call fails (a guest error, or a module that dies) stops the
-// engine with an error naming the batch, after committing everything before
-// that batch and nothing after it.
+// whose guest call fails (a guest error, or a module that dies) fails its
+// task with an error naming the batch, after committing everything before
+// that batch and nothing after it. Under on_failure fail_task (the default)
+// the task goes FAILED and restarts from its committed offsets, failing
+// again on the same batch, while the engine runs on; under stop_process the
+// engine stops with the error.
 func TestPoisonRecordFailsTask(t *testing.T) {
 	for _, tc := range []struct {
 		name, value string
 		policy      engine.OnError
+		onFailure   engine.OnFailure
 		want        []string
 	}{
-		{"guest error", "poison", "", []string{"offset 50", "poison record at offset 57", "poison/"}},
-		{"module exit", "exit", "", []string{"offset 50", "exit", "poison/"}},
-		{"policy fail", "poison", engine.OnErrorFail, []string{"offset 50", "poison record at offset 57", "poison/"}},
+		{"guest error", "poison", "", engine.OnFailureStopProcess, []string{"offset 50", "poison record at offset 57", "poison/"}},
+		{"module exit", "exit", "", engine.OnFailureStopProcess, []string{"offset 50", "exit", "poison/"}},
+		{"policy fail", "poison", engine.OnErrorFail, engine.OnFailureStopProcess, []string{"offset 50", "poison record at offset 57", "poison/"}},
+		{"fail task", "poison", "", "", []string{"offset 50", "poison record at offset 57", "pipeline poison partition", "poison.wasm)"}},
+		{"fail task, module exit", "exit", "", engine.OnFailureFailTask, []string{"offset 50", "exit", "pipeline poison partition"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testPoison(t, tc.value, tc.policy, tc.want) })
+		t.Run(tc.name, func(t *testing.T) { testPoison(t, tc.value, tc.policy, tc.onFailure, tc.want) })
 	}
 }
 
-func testPoison(t *testing.T, poison string, policy engine.OnError, want []string) {
+func testPoison(t *testing.T, poison string, policy engine.OnError, onFailure engine.OnFailure, want []string) {
 	c := newCluster(t, "in", "out")
 	var kvs [][2]string
 	for i := range 100 {
@@ -60,20 +68,46 @@ func testPoison(t *testing.T, poison string, policy engine.OnError, want []strin
 			Stores:          []string{"seen"},
 			MaxBatchRecords: 10,
 			OnError:         policy,
+			OnFailure:       onFailure,
+			Restart:         engine.Restart{InitialBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond},
 		}},
 	}}
 	stop := a.start(t)
 	var err error
-	deadline := time.Now().Add(time.Minute)
-	for err == nil {
-		select {
-		case err = <-a.failed:
-		case <-time.After(time.Until(deadline)):
-			t.Fatal("the engine did not fail on the poison record")
+	if onFailure == engine.OnFailureStopProcess {
+		deadline := time.Now().Add(time.Minute)
+		for err == nil {
+			select {
+			case err = <-a.failed:
+			case <-time.After(time.Until(deadline)):
+				t.Fatal("the engine did not fail on the poison record")
+			}
+		}
+		_ = stop()
+	} else {
+		// FAILED, restarted from offset 50 and FAILED again, with the
+		// engine running all along.
+		var info engine.TaskInfo
+		poll.Until(t, time.Minute, func() error {
+			select {
+			case err := <-a.failed:
+				t.Fatalf("the engine stopped: %v", err)
+			default:
+			}
+			for _, ti := range a.eng.Metrics().Tasks {
+				if ti.State == engine.Failed && ti.Restarts >= 2 {
+					info = ti
+					return nil
+				}
+			}
+			return errors.New("no task FAILED after two restarts")
+		})
+		err = errors.New(info.Error)
+		if serr := stop(); serr != nil {
+			t.Fatalf("stop: %v", serr)
 		}
 	}
-	_ = stop()
-	t.Logf("engine failed as expected: %v", err)
+	t.Logf("task failed as expected: %v", err)
 	for _, w := range want {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %q", err, w)
@@ -116,7 +150,8 @@ func testPoison(t *testing.T, poison string, policy engine.OnError, want []strin
 }
 
 // TestBadModule checks that a module that is not Wasm stops the start with
-// an error naming the pipeline.
+// an error naming the pipeline, under on_failure stop_process (under
+// fail_task its tasks fail: TestHostileModules).
 func TestBadModule(t *testing.T) {
 	c := newCluster(t, "in")
 	bad := filepath.Join(t.TempDir(), "bad.wasm")
@@ -127,7 +162,7 @@ func TestBadModule(t *testing.T) {
 		ApplicationID: "bad",
 		Brokers:       []string{c.addr},
 		StateDir:      t.TempDir(),
-		Pipelines:     []engine.Pipeline{{Name: "broken", Module: bad, Inputs: []string{"in"}}},
+		Pipelines:     []engine.Pipeline{{Name: "broken", Module: bad, Inputs: []string{"in"}, OnFailure: engine.OnFailureStopProcess}},
 	})
 	if err != nil {
 		t.Fatal(err)

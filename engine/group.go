@@ -53,7 +53,7 @@ func (e *Engine) startTask(t *task) {
 	go func() {
 		defer e.wg.Done()
 		if err := t.run(ctx); err != nil {
-			e.abort(err)
+			e.taskFailed(t, err) // failure.go
 		}
 	}()
 }
@@ -173,6 +173,7 @@ func (e *Engine) stopTasks(ctx context.Context, ts []*task, commit bool) error {
 		}
 	}
 	for _, t := range ts {
+		t.forget() // a failed task's pauses and metrics
 		delete(e.tasks, t.key)
 		for _, topic := range t.pl.cfg.Inputs {
 			tp := topicPartition{topic, t.key.partition}

@@ -99,6 +99,7 @@ type pauseReason int
 const (
 	pauseRestoring pauseReason = iota // until the task runs
 	pauseFull                         // its inbox is full
+	pauseFailed                       // it failed, until it restarts or stops
 )
 
 // pauser pauses and resumes input partitions for the tasks that read them.
@@ -151,6 +152,11 @@ func (p *pauser) resume(t *task, reason pauseReason) {
 // release lifts every pause t holds; a task that ends calls it.
 func (p *pauser) release(t *task) {
 	p.lift(t, func(h pauseHold) bool { return h.t == t })
+}
+
+// releaseExcept lifts every pause t holds but the one for reason.
+func (p *pauser) releaseExcept(t *task, reason pauseReason) {
+	p.lift(t, func(h pauseHold) bool { return h.t == t && h.reason != reason })
 }
 
 func (p *pauser) lift(t *task, match func(pauseHold) bool) {

@@ -101,6 +101,13 @@ type TaskInfo struct {
 	// Restore is the task's current restore, or its last one (for a
 	// standby, its catch-up before tailing).
 	Restore TaskRestore
+	// Restarts counts the restarts of an active task after failures since
+	// it was assigned here; Error is its last failure ("" when none), at
+	// FailedAt; RestartAt is when a FAILED task restarts (zero: not
+	// scheduled, as under restart: never).
+	Restarts            int
+	Error               string
+	FailedAt, RestartAt time.Time
 }
 
 // Task roles, as in TaskInfo.Role.

@@ -38,7 +38,20 @@ const (
 	HeaderTopic     = "flowstate.topic"     // the input topic
 	HeaderPartition = "flowstate.partition" // the input partition, decimal
 	HeaderOffset    = "flowstate.offset"    // the input offset, decimal
+	// HeaderValueDropped is set, to the value's length in decimal, on a
+	// dead-letter record whose value was dropped because the record with
+	// the headers above was over what the producer writes.
+	HeaderValueDropped = "flowstate.value_dropped"
 )
+
+// recordSize bounds the bytes of a record batch holding one record.
+func recordSize(key, value []byte, hs []abi.Header) int {
+	n := len(key) + len(value) + recordOverhead
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value) + 10 // two varint lengths
+	}
+	return n
+}
 
 // maxErrorHeader caps HeaderError: a trap's error carries the guest's stack.
 const maxErrorHeader = 4 << 10
@@ -129,7 +142,19 @@ func (t *task) reject(r *kgo.Record, err error) {
 		abi.Header{Key: HeaderOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
 	)
 	dlq := t.env.cfg.DeadLetterTopic(t.pl.cfg.Name)
-	t.outs = append(t.outs, host.Output{Topic: dlq, Key: r.Key, Value: r.Value, Headers: hs})
+	value := r.Value
+	if max := t.env.maxRecord; max > 0 && recordSize(r.Key, value, hs) > max {
+		// The input record fit its topic, but with the headers added it
+		// is over what the producer writes: dead-letter it without its
+		// value (its topic, partition and offset say where it is), rather
+		// than fail every commit after it.
+		hs = append(hs[:len(hs):len(hs)], abi.Header{Key: HeaderValueDropped, Value: strconv.AppendInt(nil, int64(len(value)), 10)})
+		value = nil
+		if recordSize(r.Key, nil, hs) > max {
+			hs = hs[len(r.Headers):] // its own headers too
+		}
+	}
+	t.outs = append(t.outs, host.Output{Topic: dlq, Key: r.Key, Value: value, Headers: hs})
 	t.log.Warn("record dead-lettered", "topic", r.Topic, "offset", r.Offset, "dlq", dlq, "err", err)
 }
 

@@ -62,6 +62,9 @@ type taskEnv struct {
 	// producerReady is closed once the transactional producer is
 	// initialized; restores wait for it under exactly-once.
 	producerReady <-chan struct{}
+	// maxRecord is the largest record batch the producer writes and every
+	// topic takes (limits.go), 0 when unknown.
+	maxRecord int
 	// commitSoon asks the poll loop for a commit at its next turn.
 	commitSoon func()
 	// taskDir, opened and closed are the state directory's part

@@ -414,8 +414,9 @@ func TestRestoreResumes(t *testing.T) {
 
 // TestTruncatedChangelog deletes, with the engine stopped, changelog
 // records after rst/0's stored offset: rebuild clears the store and
-// restores from the log start, fail stops the engine with a
-// *restore.TruncatedError and leaves the store alone.
+// restores from the log start, fail fails the task (and, under on_failure
+// stop_process, the engine) with a *restore.TruncatedError and leaves the
+// store alone.
 func TestTruncatedChangelog(t *testing.T) {
 	for _, policy := range []restore.TruncatedPolicy{restore.TruncatedRebuild, restore.TruncatedFail} {
 		t.Run(string(policy), func(t *testing.T) {
@@ -438,6 +439,11 @@ func TestTruncatedChangelog(t *testing.T) {
 			rec := &logRecorder{}
 			cfg.Logger = slog.New(rec)
 			cfg.Restore.OnTruncated = policy
+			if policy == restore.TruncatedFail {
+				// The task fails; under stop_process the engine stops with
+				// its error.
+				cfg.Pipelines[0].OnFailure = engine.OnFailureStopProcess
+			}
 			e = startEngine(t, cfg, engine.Listener{Restore: restore.Listener{End: logs.end}})
 			taskDir := filepath.Join(dir, rigApp, "rst-0")
 			if policy == restore.TruncatedFail {

@@ -46,6 +46,13 @@ type task struct {
 	opened chan struct{}
 	// lag is the task's input position, for Metrics.
 	lag inputLag
+	// hist is the task's restarts and last failure, shared with the runs
+	// that replace it after a failure (failure.go).
+	hist *history
+	// settled is set once nothing the task did can be in an open
+	// transaction: at once under at-least-once, after the abort that
+	// follows its failure under exactly-once (failure.go).
+	settled atomic.Bool
 
 	// gmu orders the engine's pause of a task not yet running (assigned)
 	// with the task's start of running, which lifts it.
@@ -96,6 +103,7 @@ func newTask(env *taskEnv, pl *pipeline, partition int32, prev <-chan struct{}) 
 		groupCommitted: map[string]int64{},
 		durable:        map[string]int64{},
 		processed:      map[string]int64{},
+		hist:           newHistory(time.Now()),
 	}
 	t.out.client = env.client
 	env.track.add(t) // before the directory opens: the janitor leaves it alone
@@ -106,7 +114,9 @@ func (t *task) setState(s TaskState) {
 	if TaskState(t.state.Swap(int32(s))) == s {
 		return
 	}
-	t.log.Info("task "+s.String(), "task", t.name)
+	if s != Failed { // logged at ERROR with its error by taskFailed
+		t.log.Info("task "+s.String(), "task", t.name)
+	}
 	if f := t.env.listener.TaskState; f != nil {
 		f(t.name, s)
 	}
@@ -148,8 +158,14 @@ func (t *task) stop(ctx context.Context, commit bool) error {
 // should stop the engine.
 func (t *task) run(ctx context.Context) error {
 	defer close(t.done)
-	defer t.env.track.remove(t) // after release has recorded the close time
-	defer t.env.pause.release(t)
+	// A failed task stays tracked (Metrics shows it FAILED) and keeps its
+	// partitions paused until it is restarted or stopped (forget).
+	defer func() {
+		if t.State() != Failed {
+			t.env.track.remove(t) // after release has recorded the close time
+		}
+	}()
+	defer t.env.pause.releaseExcept(t, pauseFailed)
 	if err := t.start(ctx); err != nil {
 		t.release(ctx)
 		if t.stopping.Load() {
@@ -238,9 +254,35 @@ func (t *task) fail(ctx context.Context, err error) error {
 	return t.failed(err)
 }
 
+// failed marks the task FAILED. Its partitions stay paused (pauseFailed
+// outlives the task's goroutine), and what it fetched but did not process
+// is dropped: a restart starts from its committed offsets.
 func (t *task) failed(err error) error {
+	t.env.pause.pause(t, pauseFailed)
+	t.in.drop()
 	t.setState(Failed)
 	return err
+}
+
+// ended reports whether the task's goroutine has ended.
+func (t *task) ended() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// forget lets go of what a task that ended keeps: its pauses and its place
+// in Metrics. The engine calls it, holding mu, once the task has left
+// e.tasks or been replaced there.
+func (t *task) forget() {
+	t.env.pause.release(t)
+	t.env.track.remove(t)
+	if t.cancel != nil {
+		t.cancel()
+	}
 }
 
 // start opens and restores the store and instantiates the module.
@@ -259,6 +301,9 @@ func (t *task) start(ctx context.Context) error {
 	close(t.opened)
 	if err != nil {
 		return err
+	}
+	if t.pl.module == nil {
+		return fmt.Errorf("task %s: %w", t.name, t.pl.compileErr)
 	}
 	t.setState(Restoring)
 	if t.env.eos {
@@ -425,5 +470,6 @@ func (t *task) info(now time.Time) TaskInfo {
 		info.Lag = max(info.Restore.Remaining, 0)
 	}
 	info.InputLag = t.lag.lag()
+	t.hist.fill(&info)
 	return info
 }

@@ -110,7 +110,7 @@ func (e *Engine) ensureTopics(ctx context.Context, cl *kgo.Client) error {
 			n, ok := partitions(t)
 			switch {
 			case !ok:
-				if err := create(t, inputParts, changelog.TopicConfigs()); err != nil {
+				if err := create(t, inputParts, p.cfg.topicConfigs(changelog.TopicConfigs())); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", at, err))
 				}
 			case n < inputParts:
@@ -119,7 +119,7 @@ func (e *Engine) ensureTopics(ctx context.Context, cl *kgo.Client) error {
 		}
 		if dlq := e.cfg.DeadLetterTopic(p.cfg.Name); p.cfg.OnError == OnErrorDeadLetter {
 			if _, ok := partitions(dlq); !ok {
-				if err := create(dlq, inputParts, nil); err != nil {
+				if err := create(dlq, inputParts, p.cfg.topicConfigs(nil)); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", at, err))
 				}
 			}

@@ -71,7 +71,17 @@ func (e *Engine) commitSoon() {
 
 // commitTxn ends the open transaction for every task: prepare, commit (or
 // abort when commit is false or a task cannot prepare), finish. It returns
-// an error only when the engine cannot go on.
+// an error only when the engine cannot go on; a task that fails in a phase
+// ends with its error on its own goroutine (failure.go), and the
+// transaction aborts.
+//
+// Only the tasks RUNNING at the prepare take part: a task that has not yet
+// run has processed nothing, and one that started during the commit gets
+// no records before the next poll. A task that ended inside the
+// transaction (it failed, say, with outputs already produced) fails the
+// prepare: the transaction must not commit those outputs, or its input
+// offsets, without its store writes. Once an abort has dropped what it
+// produced, it is settled and left out.
 func (e *Engine) commitTxn(ctx context.Context, commit bool) (err error) {
 	begin := time.Now()
 	committed := false
@@ -85,10 +95,21 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) (err error) {
 	e.mu.Lock()
 	ts := e.tasksLocked()
 	e.mu.Unlock()
+	// The tasks that have ended before the transaction's end: an abort
+	// settles them.
+	var ended []*task
+	for _, t := range ts {
+		if t.ended() && !t.settled.Load() {
+			ended = append(ended, t)
+		}
+	}
 
 	var perr error
+	var part []*task // the tasks that prepared
 	if commit {
-		perr = e.phase(ts, txnPrepare)
+		var failed []*task
+		part, failed, perr = e.prepare(ts)
+		ended = append(ended, failed...) // they produce nothing after failing
 		e.cfg.CrashPoints.Hit(CrashProduced)
 	}
 	try := kgo.TryCommit
@@ -104,21 +125,32 @@ func (e *Engine) commitTxn(ctx context.Context, commit bool) (err error) {
 		}
 		return fmt.Errorf("end transaction: %w", err)
 	}
-	if committed && e.crashAfterCommit != nil && e.crashAfterCommit(preparedChanges(ts)) {
+	if committed && e.crashAfterCommit != nil && e.crashAfterCommit(preparedChanges(part)) {
 		// Test fault: the process dies between the Kafka commit and the
 		// RocksDB batches.
 		return errCrashed
 	}
 	if committed {
 		e.cfg.CrashPoints.Hit(CrashEnded)
-		err = e.phase(ts, txnCommitted)
-	} else {
-		err = e.phase(ts, txnAborted)
-		if perr == nil && commit {
-			e.log.Info("transaction aborted by a rebalance; its records are processed again")
+		// A task that fails to write its store here ends with its error;
+		// its changelog records are committed, so its restart restores
+		// them, and it has nothing in the next transaction.
+		for _, t := range e.phase(part, txnCommitted) {
+			t.settled.Store(true)
 		}
+		return nil
 	}
-	return errors.Join(perr, err)
+	_ = e.phase(ts, txnAborted)
+	for _, t := range ended {
+		t.settled.Store(true)
+	}
+	switch {
+	case perr != nil:
+		e.log.Warn("transaction aborted: a task failed; the other tasks process its records again", "err", perr)
+	case commit:
+		e.log.Info("transaction aborted by a rebalance; its records are processed again")
+	}
+	return nil
 }
 
 // preparedChanges counts the changelog records of a prepared transaction;
@@ -131,28 +163,81 @@ func preparedChanges(ts []*task) int {
 	return n
 }
 
-// phase sends one commit phase to every task and waits for all of them.
-func (e *Engine) phase(ts []*task, p txnPhase) error {
+// prepare runs the prepare phase on the RUNNING tasks of ts and returns
+// those that prepared, and those that failed to (they end with their
+// error). A task that ended unsettled, or fails to prepare, makes the
+// error.
+func (e *Engine) prepare(ts []*task) (part, failed []*task, _ error) {
+	var run []*task
+	var errs []error
+	for _, t := range ts {
+		switch {
+		case t.ended():
+			if !t.settled.Load() {
+				errs = append(errs, fmt.Errorf("task %s: %w", t.name, errEndedInTxn))
+			}
+		case t.State() == Running:
+			run = append(run, t)
+		}
+	}
+	for i, err := range e.sendPhase(run, txnPrepare) {
+		if err != nil {
+			errs = append(errs, err)
+			failed = append(failed, run[i])
+		} else {
+			part = append(part, run[i])
+		}
+	}
+	return part, failed, errors.Join(errs...)
+}
+
+// phase sends one commit phase to every task of ts that runs and waits for
+// all of them. It returns the tasks that failed in it: each ends with its
+// error, having done nothing after it.
+func (e *Engine) phase(ts []*task, p txnPhase) (failed []*task) {
+	var run []*task
+	for _, t := range ts {
+		if t.State() == Running {
+			run = append(run, t)
+		}
+	}
+	for i, err := range e.sendPhase(run, p) {
+		if err != nil {
+			failed = append(failed, run[i])
+		}
+	}
+	return failed
+}
+
+// sendPhase hands phase p to every task of ts and returns each one's reply. A
+// task that has ended before replying gets errEndedInTxn for a prepare,
+// nil for the other phases.
+func (e *Engine) sendPhase(ts []*task, p txnPhase) []error {
+	ended := error(nil)
+	if p == txnPrepare {
+		ended = errEndedInTxn
+	}
 	replies := make([]chan error, len(ts))
 	for i, t := range ts {
 		replies[i] = make(chan error, 1)
 		select {
 		case t.txn <- txnReq{phase: p, reply: replies[i]}:
 		case <-t.done:
-			replies[i] <- nil // ended: it has nothing in the transaction
+			replies[i] <- ended
 		}
 	}
-	var errs []error
+	errs := make([]error, len(ts))
 	for i, t := range ts {
 		select {
-		case err := <-replies[i]:
-			if err != nil {
-				errs = append(errs, err)
-			}
+		case errs[i] = <-replies[i]:
 		case <-t.done:
+			errs[i] = ended
+		}
+		if errors.Is(errs[i], errEndedInTxn) {
+			errs[i] = fmt.Errorf("task %s: %w", t.name, errs[i])
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func isFenced(err error) bool {

@@ -188,6 +188,9 @@ func (i *Instance) kvPut(_ context.Context, mod api.Module, stack []uint64) {
 			abi.ImportKVPut, i.names[api.DecodeI32(stack[0])], len(key), len(val), lim.MaxKeyBytes, lim.MaxValueBytes)
 		return
 	}
+	if !i.bufferWrite(stack, abi.ImportKVPut, api.DecodeI32(stack[0]), len(key)+len(val)) {
+		return
+	}
 	if err := i.db.Put(store, key, val); err != nil {
 		i.failInternal(stack, abi.ImportKVPut, err)
 		return
@@ -211,11 +214,34 @@ func (i *Instance) kvDelete(_ context.Context, mod api.Module, stack []uint64) {
 		ret(stack, abi.BadPointer)
 		return
 	}
+	// A delete is a changelog record (a tombstone) like a put: its key
+	// has the same limit.
+	if lim := &i.m.lim; len(key) > lim.MaxKeyBytes {
+		i.refuse(stack, abi.TooLarge, "%s from %s: key of %d bytes, over max_key_bytes %d",
+			abi.ImportKVDelete, i.names[api.DecodeI32(stack[0])], len(key), lim.MaxKeyBytes)
+		return
+	}
+	if !i.bufferWrite(stack, abi.ImportKVDelete, api.DecodeI32(stack[0]), len(key)) {
+		return
+	}
 	if err := i.db.Delete(store, key); err != nil {
 		i.failInternal(stack, abi.ImportKVDelete, err)
 		return
 	}
 	ret(stack, abi.OK)
+}
+
+// bufferWrite counts n bytes of a store write against the batch's
+// max_write_bytes, refusing the write (LIMIT_EXCEEDED) when they do not fit.
+func (i *Instance) bufferWrite(stack []uint64, op string, h int32, n int) bool {
+	lim := &i.m.lim
+	if i.writeBytes+n > lim.MaxWriteBytes {
+		i.refuse(stack, abi.LimitExceeded, "%s to %s: the batch's store writes would be %d bytes, over max_write_bytes %d",
+			op, i.names[h], i.writeBytes+n, lim.MaxWriteBytes)
+		return false
+	}
+	i.writeBytes += n
+	return true
 }
 
 // openIter is an iterator the guest holds, by handle.
@@ -399,10 +425,12 @@ func (i *Instance) emit(_ context.Context, mod api.Module, stack []uint64) {
 			hdrs = nil
 		}
 	}
+	// The headers count with the value: the record, framed, must fit what
+	// the topic and the producer accept (engine: max.message.bytes).
 	lim := &i.m.lim
-	if len(key) > lim.MaxKeyBytes || len(val) > lim.MaxValueBytes {
-		i.refuse(stack, abi.TooLarge, "%s to %s: key of %d bytes and value of %d bytes, over max_key_bytes %d or max_value_bytes %d",
-			abi.ImportEmit, i.topics[t], len(key), len(val), lim.MaxKeyBytes, lim.MaxValueBytes)
+	if len(key) > lim.MaxKeyBytes || len(val)+int(hdrLen) > lim.MaxValueBytes {
+		i.refuse(stack, abi.TooLarge, "%s to %s: key of %d bytes and value of %d bytes with %d bytes of headers, over max_key_bytes %d or max_value_bytes %d",
+			abi.ImportEmit, i.topics[t], len(key), len(val), hdrLen, lim.MaxKeyBytes, lim.MaxValueBytes)
 		return
 	}
 	size := len(key) + len(val) + int(hdrLen)

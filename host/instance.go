@@ -120,12 +120,14 @@ type Instance struct {
 	out      []Output
 	out0     int // len(out) when the batch started
 	outBytes int
-	slab     []byte // backing of this batch's Output slices
-	iters    []openIter
-	nextIter int32
-	failMsg  string
-	refused  error // first refused write or emit
-	internal error // first host-side failure
+	// writeBytes is the key and value bytes of the batch's store writes.
+	writeBytes int
+	slab       []byte // backing of this batch's Output slices
+	iters      []openIter
+	nextIter   int32
+	failMsg    string
+	refused    error // first refused write or emit
+	internal   error // first host-side failure
 
 	metrics struct {
 		batches, failed, records, outputs, instantiations atomic.Int64
@@ -376,7 +378,7 @@ func (i *Instance) Process(ctx context.Context, recs []abi.Record, out []Output)
 	}
 	i.metrics.batches.Add(1)
 	sp := i.db.Savepoint()
-	i.out, i.out0, i.outBytes, i.slab = out, len(out), 0, nil
+	i.out, i.out0, i.outBytes, i.writeBytes, i.slab = out, len(out), 0, 0, nil
 	i.failMsg, i.refused, i.internal = "", nil, nil
 
 	err := i.run(ctx, recs)

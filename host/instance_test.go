@@ -139,7 +139,7 @@ func probeData() []call {
 
 func TestHostFunctionCodes(t *testing.T) {
 	rt := newRuntime(t, RuntimeConfig{})
-	lim := Limits{MaxKeyBytes: 16, MaxValueBytes: 32, MaxOutputRecords: 2, MaxOutputBytes: 1024, MaxOpenIterators: 2}
+	lim := Limits{MaxKeyBytes: 16, MaxValueBytes: 32, MaxOutputRecords: 2, MaxOutputBytes: 1024, MaxOpenIterators: 2, MaxWriteBytes: 60}
 	m := compile(t, rt, "probe", lim)
 
 	openS1 := op(opStoreOpen, aS1, 2) // handle 0
@@ -173,6 +173,9 @@ func TestHostFunctionCodes(t *testing.T) {
 		{name: "kv_put bad value pointer", calls: []call{op(opKVPut, 0, aKey, 1, bad, 5)}, want: abi.BadPointer},
 		{name: "kv_put null value", calls: []call{op(opKVPut, 0, aKey, 1, aVal, null)}, want: abi.BadPointer},
 		{name: "kv_put key too large", calls: []call{op(opKVPut, 0, aBigKey, 17, aVal, 5)}, want: abi.TooLarge, wantErr: ErrOutputRefused},
+		{name: "kv_put over max_write_bytes", calls: []call{op(opKVPut, 0, aKey, 1, aBuf, 32), op(opKVPut, 0, aKey, 1, aBuf, 32)}, want: abi.LimitExceeded, wantErr: ErrOutputRefused},
+		{name: "kv_delete over max_write_bytes", calls: []call{op(opKVPut, 0, aKey, 1, aBuf, 32), op(opKVPut, 0, aBigKey, 16, aVal, 5), op(opKVDelete, 0, aBigKey, 16)}, want: abi.LimitExceeded, wantErr: ErrOutputRefused},
+		{name: "kv_delete key too large", calls: []call{op(opKVDelete, 0, aBigKey, 17)}, want: abi.TooLarge, wantErr: ErrOutputRefused},
 		{name: "kv_put value too large", calls: []call{op(opKVPut, 0, aKey, 1, aBuf, 33)}, want: abi.TooLarge, wantErr: ErrOutputRefused},
 
 		{name: "kv_delete", calls: []call{op(opKVDelete, 0, aNope, 4)}, want: 0},

@@ -15,6 +15,7 @@ const (
 	DefaultMaxOutputBytes   = 64 << 20
 	DefaultMaxKeyBytes      = 64 << 10
 	DefaultMaxValueBytes    = 1 << 20
+	DefaultMaxWriteBytes    = 64 << 20
 	DefaultMaxOpenIterators = 16
 )
 
@@ -42,9 +43,15 @@ type Limits struct {
 	// MaxKeyBytes caps the key of a store write or an emitted record.
 	// Default 64 KiB.
 	MaxKeyBytes int `koanf:"max_key_bytes"`
-	// MaxValueBytes caps the value of a store write or an emitted record.
-	// Default 1 MiB.
+	// MaxValueBytes caps the value of a store write, and the value and
+	// headers together of an emitted record. Default 1 MiB; the engine
+	// lowers the default to what the topics it writes accept
+	// (max.message.bytes, less the key and the record's framing), and
+	// refuses to start when a value set here does not fit them.
 	MaxValueBytes int `koanf:"max_value_bytes"`
+	// MaxWriteBytes caps the key and value bytes of the store writes
+	// (kv_put, kv_delete) one batch may buffer. Default 64 MiB.
+	MaxWriteBytes int `koanf:"max_write_bytes"`
 	// MaxOpenIterators caps the iterators a guest holds open at once.
 	// Default 16.
 	MaxOpenIterators int `koanf:"max_open_iterators"`
@@ -73,6 +80,9 @@ func (l *Limits) EnsureDefaults() {
 	if l.MaxOpenIterators == 0 {
 		l.MaxOpenIterators = DefaultMaxOpenIterators
 	}
+	if l.MaxWriteBytes == 0 {
+		l.MaxWriteBytes = DefaultMaxWriteBytes
+	}
 }
 
 // Validate reports every field that is out of range, one *field.Error per
@@ -98,6 +108,7 @@ func (l Limits) Validate() error {
 		{"max_key_bytes", l.MaxKeyBytes},
 		{"max_value_bytes", l.MaxValueBytes},
 		{"max_open_iterators", l.MaxOpenIterators},
+		{"max_write_bytes", l.MaxWriteBytes},
 	}
 	for _, f := range positive {
 		if f.v <= 0 {

@@ -13,7 +13,7 @@ import (
 func TestLimits(t *testing.T) {
 	defaults := Limits{
 		MemoryMB: 128, CallTimeout: 5 * time.Second, MaxOutputRecords: 100_000, MaxOutputBytes: 64 << 20,
-		MaxKeyBytes: 64 << 10, MaxValueBytes: 1 << 20, MaxOpenIterators: 16,
+		MaxKeyBytes: 64 << 10, MaxValueBytes: 1 << 20, MaxOpenIterators: 16, MaxWriteBytes: 64 << 20,
 	}
 	tests := []struct {
 		name    string
@@ -22,11 +22,11 @@ func TestLimits(t *testing.T) {
 		wantErr []string // config names in the error, none when valid
 	}{
 		{name: "defaults", want: defaults},
-		{name: "set", lim: Limits{MemoryMB: 4096, CallTimeout: time.Millisecond, MaxOutputRecords: 1, MaxOutputBytes: 1, MaxKeyBytes: 1, MaxValueBytes: 1, MaxOpenIterators: 1},
-			want: Limits{MemoryMB: 4096, CallTimeout: time.Millisecond, MaxOutputRecords: 1, MaxOutputBytes: 1, MaxKeyBytes: 1, MaxValueBytes: 1, MaxOpenIterators: 1}},
+		{name: "set", lim: Limits{MemoryMB: 4096, CallTimeout: time.Millisecond, MaxOutputRecords: 1, MaxOutputBytes: 1, MaxKeyBytes: 1, MaxValueBytes: 1, MaxOpenIterators: 1, MaxWriteBytes: 1},
+			want: Limits{MemoryMB: 4096, CallTimeout: time.Millisecond, MaxOutputRecords: 1, MaxOutputBytes: 1, MaxKeyBytes: 1, MaxValueBytes: 1, MaxOpenIterators: 1, MaxWriteBytes: 1}},
 		{name: "memory too large", lim: Limits{MemoryMB: 4097}, wantErr: []string{"memory_mb"}},
-		{name: "negatives", lim: Limits{MemoryMB: -1, CallTimeout: -time.Second, MaxOutputRecords: -1, MaxOutputBytes: -1, MaxKeyBytes: -1, MaxValueBytes: -1, MaxOpenIterators: -1},
-			wantErr: []string{"memory_mb", "call_timeout", "max_output_records", "max_output_bytes", "max_key_bytes", "max_value_bytes", "max_open_iterators"}},
+		{name: "negatives", lim: Limits{MemoryMB: -1, CallTimeout: -time.Second, MaxOutputRecords: -1, MaxOutputBytes: -1, MaxKeyBytes: -1, MaxValueBytes: -1, MaxOpenIterators: -1, MaxWriteBytes: -1},
+			wantErr: []string{"memory_mb", "call_timeout", "max_output_records", "max_output_bytes", "max_key_bytes", "max_value_bytes", "max_open_iterators", "max_write_bytes"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,7 +57,7 @@ func TestLimits(t *testing.T) {
 // TestLimitsValidateKeys checks that Validate returns one *field.Error per
 // bad field, keyed by its config key, each wrapping ErrInvalidLimits.
 func TestLimitsValidateKeys(t *testing.T) {
-	lim := Limits{MemoryMB: 0, CallTimeout: -1, MaxOutputRecords: 1, MaxOutputBytes: 1, MaxKeyBytes: 0, MaxValueBytes: 1, MaxOpenIterators: -3}
+	lim := Limits{MemoryMB: 0, CallTimeout: -1, MaxOutputRecords: 1, MaxOutputBytes: 1, MaxKeyBytes: 0, MaxValueBytes: 1, MaxOpenIterators: -3, MaxWriteBytes: 1}
 	err := lim.Validate()
 	var got []string
 	for _, e := range field.Errors(err) {

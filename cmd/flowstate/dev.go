@@ -154,6 +154,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// Any context error it returns comes from outside it: a signal, or the
 	// engine's exit.
 	workErr := make(chan error, 1)
+	var failedErr error // tasks left FAILED once everything else was done
 	go func() {
 		err := func() error {
 			for _, fd := range feeds {
@@ -166,8 +167,21 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 			inputs := inputTopics(cfg.Engine)
 			log.Info("waiting until the inputs are processed", "group", cfg.Engine.ApplicationID, "inputs", inputs)
-			if err := waitCaughtUp(engCtx, adm, cfg.Engine.ApplicationID, inputs, transactional(cfg.Engine), waitTimeout, log); err != nil {
+			// The partitions of FAILED tasks are not waited for: their
+			// offsets stay where the failure left them.
+			// The snapshot of the last check says which tasks were FAILED
+			// when the rest was caught up.
+			var last engine.Metrics
+			failed := func() map[string]map[int32]bool {
+				last = eng.Metrics()
+				return failedPartitions(cfg.Engine, last)
+			}
+			if err := waitCaughtUp(engCtx, adm, cfg.Engine.ApplicationID, inputs, transactional(cfg.Engine), failed, waitTimeout, log); err != nil {
 				return err
+			}
+			if failedErr = failedTasks(last); failedErr != nil {
+				log.Error("inputs processed but for the partitions of failed tasks, stopping", "err", failedErr)
+				return nil
 			}
 			log.Info("inputs processed, stopping")
 			return nil
@@ -204,7 +218,42 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	return nil
+	return failedErr
+}
+
+// failedPartitions returns the input partitions of the FAILED active tasks
+// of m, by topic.
+func failedPartitions(cfg engine.Config, m engine.Metrics) map[string]map[int32]bool {
+	out := map[string]map[int32]bool{}
+	for _, t := range m.Tasks {
+		if t.Role != engine.RoleActive || t.State != engine.Failed {
+			continue
+		}
+		for _, p := range cfg.Pipelines {
+			if p.Name != t.Pipeline {
+				continue
+			}
+			for _, topic := range p.Inputs {
+				if out[topic] == nil {
+					out[topic] = map[int32]bool{}
+				}
+				out[topic][t.Partition] = true
+			}
+		}
+	}
+	return out
+}
+
+// failedTasks returns an error naming each FAILED active task of m and its
+// error, or nil.
+func failedTasks(m engine.Metrics) error {
+	var errs []error
+	for _, t := range m.Tasks {
+		if t.Role == engine.RoleActive && t.State == engine.Failed {
+			errs = append(errs, fmt.Errorf("task %s FAILED (%d restarts): %s", t.Task, t.Restarts, t.Error))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // inputTopics returns the input topics of every pipeline of cfg, sorted.
@@ -313,14 +362,19 @@ func (p *feedTopicPartitioner) Partition(r *kgo.Record, n int) int {
 }
 
 // waitCaughtUp polls until group has committed the end offset of every
-// partition of topics, or timeout passes.
-func waitCaughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string, txn map[string]bool, timeout time.Duration, log *slog.Logger) error {
+// partition of topics but those skip returns (nil skips none), or timeout
+// passes.
+func waitCaughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string, txn map[string]bool, skip func() map[string]map[int32]bool, timeout time.Duration, log *slog.Logger) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
 	for {
-		done, status, err := caughtUp(wctx, adm, group, topics, txn)
+		var skipped map[string]map[int32]bool
+		if skip != nil {
+			skipped = skip()
+		}
+		done, status, err := caughtUp(wctx, adm, group, topics, txn, skipped)
 		if err != nil {
 			status = err.Error()
 		}
@@ -351,7 +405,7 @@ func waitCaughtUp(ctx context.Context, adm *kadm.Client, group string, topics []
 // the last record of a partition the application writes, and a consumer
 // commits the offset after its last record, not after the marker: for the
 // topics in txn, a committed offset one below the end is caught up.
-func caughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string, txn map[string]bool) (bool, string, error) {
+func caughtUp(ctx context.Context, adm *kadm.Client, group string, topics []string, txn map[string]bool, skip map[string]map[int32]bool) (bool, string, error) {
 	committed, err := adm.FetchOffsets(ctx, group)
 	if err == nil {
 		err = committed.Error()
@@ -384,6 +438,9 @@ func caughtUp(ctx context.Context, adm *kadm.Client, group string, topics []stri
 		}
 		if s, ok := starts.Lookup(o.Topic, o.Partition); ok && s.Err == nil && s.Offset >= o.Offset {
 			return // nothing to process
+		}
+		if skip[o.Topic][o.Partition] {
+			return
 		}
 		c, ok := committed.Lookup(o.Topic, o.Partition)
 		at := int64(0)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flowstate/flowstate/conformance"
 	"github.com/flowstate/flowstate/internal/plugintest"
 )
 
@@ -184,21 +186,21 @@ func TestFeedWaitPrint(t *testing.T) {
 		t.Errorf("%d records produced, want 10", total)
 	}
 
-	done, status, err := caughtUp(ctx, adm, "g", []string{"in"}, nil)
+	done, status, err := caughtUp(ctx, adm, "g", []string{"in"}, nil, nil)
 	if err != nil || done || !strings.Contains(status, "10 records behind") {
 		t.Errorf("caughtUp before any commit = %v, %q, %v; want 10 records behind", done, status, err)
 	}
-	err = waitCaughtUp(ctx, adm, "g", []string{"in"}, nil, 300*time.Millisecond, log)
+	err = waitCaughtUp(ctx, adm, "g", []string{"in"}, nil, nil, 300*time.Millisecond, log)
 	if err == nil || !strings.Contains(err.Error(), "group g did not commit the end offsets of its inputs within 300ms: 10 records behind (in/0 at 0 of") {
 		t.Errorf("waitCaughtUp = %v, want a timeout naming the partitions behind", err)
 	}
 	if _, err := adm.CommitOffsets(ctx, "g", ends.Offsets()); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitCaughtUp(ctx, adm, "g", []string{"in"}, nil, time.Minute, log); err != nil {
+	if err := waitCaughtUp(ctx, adm, "g", []string{"in"}, nil, nil, time.Minute, log); err != nil {
 		t.Errorf("waitCaughtUp after committing the ends: %v", err)
 	}
-	done, status, err = caughtUp(ctx, adm, "g", []string{"in", "missing"}, nil)
+	done, status, err = caughtUp(ctx, adm, "g", []string{"in", "missing"}, nil, nil)
 	if err != nil || done || !strings.Contains(status, "topics not created yet: missing") {
 		t.Errorf("caughtUp with a missing topic = %v, %q, %v", done, status, err)
 	}
@@ -292,6 +294,61 @@ too       2
 		}
 		if !strings.HasPrefix(stderr.String(), "broker listening on 127.0.0.1:") {
 			t.Errorf("stderr does not start with the broker's address:\n%s", stderr.String())
+		}
+	}
+}
+
+// TestDevHostilePipeline runs `flowstate dev --exit-when-done` with
+// wordcount beside a pipeline whose module traps in _initialize: the counts
+// are complete and printed, the hostile pipeline's task is FAILED with an
+// error naming the pipeline, the module and the cause, and dev exits
+// non-zero.
+func TestDevHostilePipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin and runs the engine")
+	}
+	clearEnv(t)
+	dir := t.TempDir()
+	module := plugintest.Build(t, "plugins/wordcount")
+	trap, err := conformance.EmbeddedModule("init_trap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trapPath := filepath.Join(dir, "init_trap.wasm")
+	if err := os.WriteFile(trapPath, trap, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, dir, "app.yaml", `
+application_id: hostile
+state_dir: `+filepath.Join(dir, "state")+`
+commit_interval: 100ms
+pipelines:
+  wordcount:
+    module: `+module+`
+    inputs: [sentences, words]
+    outputs: [words, word-counts]
+    stores: [counts]
+  trap:
+    module: `+trapPath+`
+    inputs: [events]
+    restart: {initial_backoff: 50ms, max_backoff: 100ms}
+dev: {partitions: 2}
+`)
+	feed := writeFile(t, dir, "sentences.txt", "The cat sat.\nThe dog sat, too!\n")
+	events := writeFile(t, dir, "events.txt", "one\ntwo\n")
+	args := []string{"dev", "-c", cfg, "--feed", "sentences=" + feed, "--feed", "events=" + events,
+		"--print", "word-counts", "--exit-when-done", "--log-level", "warn"}
+	var stdout, stderr strings.Builder
+	if code := run(t.Context(), args, &stdout, &stderr); code == 0 {
+		t.Fatalf("exit code 0 with a FAILED task; stderr:\n%s", stderr.String())
+	}
+	want := "word-counts:\nKEY  VALUE\nsat      2\nthe      2\ncat      1\ndog      1\ntoo      1\n5 distinct keys, 7 records\n"
+	if got := recordsRe.ReplaceAllString(stdout.String(), "$1 records"); got != recordsRe.ReplaceAllString(want, "$1 records") {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), want)
+	}
+	for _, w := range []string{"level=ERROR", `msg="task FAILED"`, "FAILED (", "pipeline trap partition", "module " + trapPath, "guest trapped"} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
 		}
 	}
 }

@@ -69,7 +69,7 @@ func startObserved(t *testing.T, app string) *observed {
 		CommitInterval: 100 * time.Millisecond,
 		// Small fetches and SST chunks: the restore of counts/0 takes
 		// many batches, so a page sees it move.
-		Restore: engine.RestoreConfig{FetchMaxBytes: 4 << 10, SSTChunkBytes: 4 << 10},
+		Restore: restore.Settings{FetchMaxBytes: 4 << 10, SSTChunkBytes: 4 << 10},
 		Pipelines: []engine.Pipeline{{
 			Name: "counts", Module: module, Inputs: []string{"in"}, Outputs: []string{"counts-out"}, Stores: []string{"counts"},
 		}},

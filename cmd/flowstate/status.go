@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -83,7 +84,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	// GEN is the group generation each process last joined: processes
 	// that show different ones are in the middle of a rebalance.
-	fmt.Fprintln(tw, "PROCESS\tGEN\tTASK\tROLE\tSTATE\tLAG\tRESTORED\tREMAINING\tRATE\tETA")
+	fmt.Fprintln(tw, "PROCESS\tGEN\tTASK\tROLE\tSTATE\tLAG\tRESTORED\tREMAINING\tRATE\tETA\tRESTARTS\tERROR")
 	for i, d := range docs {
 		gen := "-"
 		if d.Generation >= 0 {
@@ -94,8 +95,15 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if t.Waiting {
 				state += " (waiting)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", addrs[i], gen, t.Task, t.Role, state, t.Lag,
-				t.Restored, remainingText(t.Remaining), rateText(t.Rate), etaText(t.ETA))
+			switch {
+			case t.State != "FAILED":
+			case t.RestartIn < 0:
+				state += " (no restart)"
+			default:
+				state += " (restart in " + etaText(max(t.RestartIn, 1)) + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%d\t%s\n", addrs[i], gen, t.Task, t.Role, state, t.Lag,
+				t.Restored, remainingText(t.Remaining), rateText(t.Rate), etaText(t.ETA), t.Restarts, errorText(t.Error))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -124,6 +132,21 @@ func fetchStatus(ctx context.Context, addr string) (statusDoc, error) {
 		return statusDoc{}, fmt.Errorf("decode: %w", err)
 	}
 	return d, nil
+}
+
+// maxErrorText caps the ERROR column; /status has the whole error.
+const maxErrorText = 160
+
+// errorText is the first line of a task's last error, capped, or "-".
+func errorText(e string) string {
+	if e == "" {
+		return "-"
+	}
+	e, _, _ = strings.Cut(e, "\n")
+	if len(e) > maxErrorText {
+		e = e[:maxErrorText] + "..."
+	}
+	return e
 }
 
 func remainingText(n int64) string {

@@ -128,6 +128,9 @@ func TestHTTPStatus(t *testing.T) {
 		table = statusTable(t, srv.Addr())
 		return regexp.MustCompile(`counts/0\s+active\s+RUNNING\s+0\s+3000\s+0\s`).MatchString(table)
 	}, func() string { return table })
+	if !regexp.MustCompile(`(?m)RESTARTS\s+ERROR$`).MatchString(table) || !regexp.MustCompile(`(?m)counts/0\s+active\s+RUNNING\s.*\s0\s+-$`).MatchString(table) {
+		t.Errorf("status shows no restarts and error columns:\n%s", table)
+	}
 	if !regexp.MustCompile(`(?m)^\S+\s+[1-9]\d*\s+counts/0\s`).MatchString(table) {
 		t.Errorf("status shows no group generation for the running process:\n%s", table)
 	}

@@ -5,7 +5,10 @@
 // their batch: "poison" returns an error, "panic" panics (the SDK turns it
 // into an error), "exit" exits the module (like a trap, the instance is
 // replaced), "loop" never returns (stopped at call_timeout), and "huge"
-// emits a value over max_value_bytes (refused by the host).
+// emits a value over max_value_bytes (refused by the host). "bigput" and
+// "bigemit" write and emit a value of 1,040,000 bytes, "bigdelete" deletes a
+// key of 70,000 bytes: under the default limits and topics the host
+// refuses them, where a commit would fail.
 package main
 
 import (
@@ -43,6 +46,12 @@ func process(r sdk.Record, out sdk.Out) error {
 		}
 	case "huge":
 		return out.Emit("out", r.Key, make([]byte, 4096))
+	case "bigput":
+		return seen.Put([]byte("big"), make([]byte, 1_040_000))
+	case "bigemit":
+		return out.Emit("out", r.Key, make([]byte, 1_040_000))
+	case "bigdelete":
+		return seen.Delete(make([]byte, 70_000))
 	}
 	n, err := seen.GetInt64(r.Key)
 	if err != nil {

@@ -142,6 +142,7 @@ pipelines:
   zeta:
     module: ` + other + `
     inputs: [z]
+    restart: never
   alpha:
     module: ` + module + `
     inputs: [a1, a2]
@@ -149,7 +150,9 @@ pipelines:
     stores: [s1, s2]
     max_batch_records: 10
     on_error: dead_letter
-    limits: {memory_mb: 64, call_timeout: 2s, max_output_records: 5, max_output_bytes: 6, max_key_bytes: 7, max_value_bytes: 8, max_open_iterators: 9}
+    on_failure: stop_process
+    restart: {initial_backoff: 100ms, max_backoff: 10s, backoff_multiplier: 2, jitter_factor: 0, reset_backoff_threshold: 5m}
+    limits: {memory_mb: 64, call_timeout: 2s, max_output_records: 5, max_output_bytes: 6, max_key_bytes: 7, max_value_bytes: 8, max_open_iterators: 9, max_write_bytes: 10}
 dev: {partitions: 8, port: 19092}
 `,
 			want: func(t *testing.T, c *Config) {
@@ -186,9 +189,16 @@ dev: {partitions: 8, port: 19092}
 				check(t, "on_error", p.OnError, engine.OnErrorDeadLetter)
 				check(t, "limits", p.Limits, host.Limits{
 					MemoryMB: 64, CallTimeout: 2 * time.Second, MaxOutputRecords: 5, MaxOutputBytes: 6,
-					MaxKeyBytes: 7, MaxValueBytes: 8, MaxOpenIterators: 9,
+					MaxKeyBytes: 7, MaxValueBytes: 8, MaxOpenIterators: 9, MaxWriteBytes: 10,
 				})
+				check(t, "on_failure", p.OnFailure, engine.OnFailureStopProcess)
+				check(t, "restart.jitter_factor", *p.Restart.JitterFactor, 0.0)
+				p.Restart.JitterFactor = nil
+				check(t, "restart", p.Restart, engine.Restart{Strategy: engine.RestartExponentialDelay, InitialBackoff: 100 * time.Millisecond,
+					MaxBackoff: 10 * time.Second, BackoffMultiplier: 2, ResetBackoffThreshold: 5 * time.Minute})
 				check(t, "second name", e.Pipelines[1].Name, "zeta")
+				check(t, "second on_failure", e.Pipelines[1].OnFailure, engine.OnFailureFailTask)
+				check(t, "second restart", e.Pipelines[1].Restart.Strategy, engine.RestartNever)
 			},
 		},
 		{
@@ -220,6 +230,17 @@ dev: {partitions: 8, port: 19092}
 			name: "bad error policy",
 			yaml: base + "    on_error: ignore\n",
 			errs: []string{`pipelines.wordcount.on_error: "ignore" is not fail, skip or dead_letter`},
+		},
+		{
+			name: "bad failure handling",
+			yaml: base + "    on_failure: crash\n    restart: {strategy: sometimes, initial_backoff: 2m, max_backoff: 1m, backoff_multiplier: 0.5, jitter_factor: 2}\n",
+			errs: []string{
+				`pipelines.wordcount.on_failure: "crash" is not fail_task or stop_process`,
+				`pipelines.wordcount.restart.backoff_multiplier: 0.5 is not a number of at least 1`,
+				`pipelines.wordcount.restart.jitter_factor: 2 is not in [0, 1]`,
+				`pipelines.wordcount.restart.max_backoff: 1m0s is below initial_backoff 2m0s`,
+				`pipelines.wordcount.restart.strategy: "sometimes" is not exponential_delay or never`,
+			},
 		},
 		{
 			name: "bad restore settings",

@@ -56,6 +56,7 @@ func unmarshal(ko *koanf.Koanf, path string, out any) error {
 	return ko.UnmarshalWithConf(path, out, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
 		ErrorUnused: true,
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			restartHook,
 			durationHook,
 			listHook,
 			intHook,
@@ -95,6 +96,15 @@ func listHook(from, to reflect.Type, data any) (any, error) {
 		}
 	}
 	return out, nil
+}
+
+// restartHook reads `restart: never` (a strategy alone) as
+// `restart: {strategy: never}`.
+func restartHook(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[engine.Restart]() || from.Kind() != reflect.String {
+		return data, nil
+	}
+	return map[string]any{"strategy": data}, nil
 }
 
 // mapHook refuses a scalar or a list where a map of keys is wanted, in the

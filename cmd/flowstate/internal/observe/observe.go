@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"reflect"
 	"time"
 
 	"github.com/flowstate/flowstate/engine"
@@ -50,10 +49,13 @@ type TaskStatus struct {
 	Rate      float64 `json:"rate"`
 	ETA       float64 `json:"eta_seconds"`
 	Took      float64 `json:"restore_seconds"`
-	// Error is a failed task's error, and Restarts how often the task was
-	// restarted, where the engine reports them.
-	Error    string `json:"error,omitempty"`
-	Restarts int64  `json:"restarts,omitempty"`
+	// Restarts counts the task's restarts after failures; Error is its
+	// last failure, naming the pipeline, partition, module and cause;
+	// RestartIn is the seconds until a FAILED task restarts, -1 when it
+	// does not (restart: never).
+	Restarts  int     `json:"restarts"`
+	Error     string  `json:"error,omitempty"`
+	RestartIn float64 `json:"restart_in_seconds,omitempty"`
 }
 
 // PipelineStatus is one pipeline in /status.
@@ -113,8 +115,14 @@ func NewStatus(cfg engine.Config, version string, m engine.Metrics) Status {
 			State: t.State.String(), Waiting: t.Restore.Waiting,
 			Restored: t.Restore.Restored, Remaining: t.Restore.Remaining,
 			Rate: t.Restore.Rate, ETA: eta, Took: t.Restore.Took.Seconds(),
+			Restarts: t.Restarts, Error: t.Error,
 		}
-		ts.Error, ts.Restarts = failure(t)
+		if t.State == engine.Failed {
+			ts.RestartIn = -1
+			if !t.RestartAt.IsZero() {
+				ts.RestartIn = max(time.Until(t.RestartAt).Seconds(), 0)
+			}
+		}
 		doc.Tasks = append(doc.Tasks, ts)
 	}
 	for _, p := range m.Pipelines {
@@ -136,32 +144,6 @@ func NewStatus(cfg engine.Config, version string, m engine.Metrics) Status {
 		doc.RocksDB = rs
 	}
 	return doc
-}
-
-// failure reads a task's error and restart count from the fields of
-// engine.TaskInfo that carry them, when it has such fields: Err or Error
-// (an error or a string), Restarts (an integer).
-func failure(t engine.TaskInfo) (msg string, restarts int64) {
-	v := reflect.ValueOf(t)
-	for _, name := range []string{"Err", "Error", "LastError"} {
-		f := v.FieldByName(name)
-		if !f.IsValid() {
-			continue
-		}
-		switch x := f.Interface().(type) {
-		case error:
-			if x != nil {
-				msg = x.Error()
-			}
-		case string:
-			msg = x
-		}
-		break
-	}
-	if f := v.FieldByName("Restarts"); f.IsValid() && f.CanInt() {
-		restarts = f.Int()
-	}
-	return msg, restarts
 }
 
 // history keeps the samples of Status.History: one per sampleEvery, for
