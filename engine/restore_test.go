@@ -323,9 +323,9 @@ func TestRestoreDoesNotBlockRunningTasks(t *testing.T) {
 
 	// The snapshot after the restore.
 	m = e.e.Metrics()
-	want := engine.RestoreMetrics{Records: changelog, Restores: rigPartitions, Duration: m.Restore.Duration}
-	if m.Restore != want || m.Restore.Duration <= 0 {
-		t.Errorf("restore metrics after the restore: %+v, want %+v with a duration", m.Restore, want)
+	want := engine.RestoreMetrics{Records: changelog, Restores: rigPartitions, Duration: m.Restore.Duration, Bytes: m.Restore.Bytes}
+	if m.Restore != want || m.Restore.Duration <= 0 || m.Restore.Bytes <= 0 {
+		t.Errorf("restore metrics after the restore: %+v, want %+v with a duration and bytes", m.Restore, want)
 	}
 	if len(m.Pipelines) != 1 || m.Pipelines[0].Pipeline != rigApp || m.Pipelines[0].Restore != m.Restore {
 		t.Errorf("pipeline metrics %+v, want one pipeline %s with the totals", m.Pipelines, rigApp)
