@@ -352,6 +352,24 @@ func decodeCount(t testing.TB, v []byte) int64 {
 	return n
 }
 
+// storedCount is the count of key k in store seen of the task of pipeline
+// on partition part of application app under dir (the poison and onerror
+// guests count there), read from the task's RocksDB after its engine
+// stopped.
+func storedCount(t testing.TB, dir, app, pipeline string, part int32) int64 {
+	t.Helper()
+	db, err := state.Open(state.Config{Dir: filepath.Join(dir, app, pipeline+"-"+strconv.Itoa(int(part))), Stores: []string{"seen"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	v, ok, err := db.Get(0, []byte("k"))
+	if err != nil || !ok {
+		t.Fatalf("store has no count for k: %v", err)
+	}
+	return decodeCount(t, v)
+}
+
 func outputCounts(t testing.TB, c *cluster) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}

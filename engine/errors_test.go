@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/internal/plugintest"
 	"github.com/flowstate/flowstate/internal/poll"
-	"github.com/flowstate/flowstate/state"
 )
 
 // TestPoisonRecordFailsTask checks error policy fail, the default: a batch
@@ -132,16 +130,7 @@ func testPoison(t *testing.T, poison string, policy engine.OnError, onFailure en
 	if part < 0 {
 		t.Fatal("no offset committed for topic in")
 	}
-	db, oerr := state.Open(state.Config{Dir: filepath.Join(dir, "poison", "poison-"+strconv.Itoa(int(part))), Stores: []string{"seen"}})
-	if oerr != nil {
-		t.Fatal(oerr)
-	}
-	defer db.Close()
-	v, ok, gerr := db.Get(0, []byte("k"))
-	if gerr != nil || !ok {
-		t.Fatalf("store has no count for k: %v", gerr)
-	}
-	if n := decodeCount(t, v); n != 50 {
+	if n := storedCount(t, dir, "poison", "poison", part); n != 50 {
 		t.Errorf("store count = %d, want 50", n)
 	}
 	if got := c.latest(t, "out")["k"]; got != "50" {

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"errors"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"github.com/flowstate/flowstate/engine"
 	"github.com/flowstate/flowstate/internal/plugintest"
 	"github.com/flowstate/flowstate/internal/poll"
-	"github.com/flowstate/flowstate/state"
 )
 
 // TestExactlyOnceFailedTaskCommitsNothing: under exactly_once a task that
@@ -109,16 +107,7 @@ func TestExactlyOnceFailedTaskCommitsNothing(t *testing.T) {
 	if part < 0 {
 		t.Fatal("no offset committed for topic in")
 	}
-	db, err := state.Open(state.Config{Dir: filepath.Join(dir, "eosfail", "poison-"+strconv.Itoa(int(part))), Stores: []string{"seen"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	v, ok, err := db.Get(0, []byte("k"))
-	if err != nil || !ok {
-		t.Fatalf("store has no count for k: %v", err)
-	}
-	store := decodeCount(t, v)
+	store := storedCount(t, dir, "eosfail", "poison", part)
 	t.Logf("outputs end at %d, group offset %d, store count %d", last, group, store)
 	if last != group || store != group || (group != 50 && group != 70) {
 		t.Errorf("outputs end at %d, the group's offset is %d and the store counts %d: want all 50 (or 70)", last, group, store)
